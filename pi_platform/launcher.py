@@ -1,0 +1,154 @@
+"""`pi-platform up`: the embedded simulator plus the Dagster UI and daemon, ready to materialise.
+
+A new user has no PI server at hand; this starts the simulator as the PI Web API (unless PI_WEBAPI_URL points
+at a real one), starts `dagster dev` on the project's workspace with a project-local DAGSTER_HOME, and launches
+the daily job for yesterday so the UI shows data at once. Children run in their own process groups and are
+killed as groups on exit, because processes started from some shells ignore SIGTERM.
+"""
+
+import argparse
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import httpx
+
+from pi_platform.errors import PlatformError
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DAILY_JOB = "pi_daily_job"
+TERMINAL_STATUSES = {"SUCCESS", "FAILURE", "CANCELED"}
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--host", default="127.0.0.1", help="address the Dagster UI binds (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=3000, help="Dagster UI port (default 3000)")
+    parser.add_argument("--simulator-port", type=int, default=8765, help="embedded simulator port (default 8765)")
+    parser.add_argument("--tags", type=int, default=1000, help="number of simulated PI points (default 1000)")
+    parser.add_argument("--seed", type=int, default=42, help="simulator seed (default 42)")
+    parser.add_argument("--partition", default=None, help="day to materialise at start, YYYY-MM-DD (default yesterday UTC)")
+    parser.add_argument("--no-run", action="store_true", help="start the services without launching the daily job")
+    parser.add_argument(
+        "--exit-after-run", action="store_true", help="wait for the launched run, print its outcome and stop everything"
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    home = Path(os.environ.get("DAGSTER_HOME") or PROJECT_ROOT / ".dagster_home")
+    home.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(PROJECT_ROOT / "dagster.yaml", home / "dagster.yaml")
+    env = {**os.environ, "DAGSTER_HOME": str(home)}
+    env.setdefault("PI_PLATFORM_LAKE", str(PROJECT_ROOT / ".pi_platform" / "lake"))
+    children: list[subprocess.Popen] = []
+    try:
+        if not env.get("PI_WEBAPI_URL"):
+            sim_url = f"http://127.0.0.1:{args.simulator_port}"
+            children.append(_spawn([_exe("pi-platform"), "simulate", "--port", str(args.simulator_port),
+                                    "--tags", str(args.tags), "--seed", str(args.seed)], env))
+            _wait_http(f"{sim_url}/piwebapi", "simulator", children[-1])
+            env["PI_WEBAPI_URL"] = f"{sim_url}/piwebapi"
+            print(f"PI Web API simulator: {env['PI_WEBAPI_URL']} ({args.tags} tags, seed {args.seed})", flush=True)
+        ui = f"http://{args.host}:{args.port}"
+        children.append(_spawn([_exe("dagster"), "dev", "-w", str(PROJECT_ROOT / "workspace.yaml"),
+                                "-h", args.host, "-p", str(args.port)], env))
+        _wait_http(f"{ui}/server_info", "Dagster UI", children[-1], timeout_s=180)
+        print(f"Dagster UI: {ui}", flush=True)
+        if not args.no_run:
+            partition = args.partition or (datetime.now(timezone.utc) - timedelta(days=1)).strftime("%Y-%m-%d")
+            run_id = _launch_daily(args.host, args.port, partition)
+            print(f"launched {DAILY_JOB} for {partition}: {ui}/runs/{run_id}", flush=True)
+            if args.exit_after_run:
+                status = _wait_run(args.host, args.port, run_id)
+                print(f"run {run_id} finished: {status}", flush=True)
+                return 0 if status == "SUCCESS" else 1
+        if args.exit_after_run:
+            return 0
+        print("press Ctrl-C to stop", flush=True)
+        while all(child.poll() is None for child in children):
+            time.sleep(1)
+        return 1
+    finally:
+        for child in reversed(children):
+            _stop(child)
+
+
+def _exe(name: str) -> str:
+    """The console script next to this interpreter, so the venv's tools are used even if not on PATH."""
+    candidate = Path(sys.executable).with_name(name)
+    return str(candidate) if candidate.exists() else name
+
+
+def _spawn(cmd: list[str], env: dict[str, str]) -> subprocess.Popen:
+    return subprocess.Popen(cmd, env=env, cwd=PROJECT_ROOT, start_new_session=True)
+
+
+def _stop(child: subprocess.Popen) -> None:
+    if child.poll() is not None:
+        return
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        try:
+            os.killpg(child.pid, sig)
+        except ProcessLookupError:
+            return
+        try:
+            child.wait(timeout=10)
+            return
+        except subprocess.TimeoutExpired:
+            continue
+
+
+def _wait_http(url: str, what: str, child: subprocess.Popen, timeout_s: float = 60) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if child.poll() is not None:
+            raise PlatformError(f"{what} exited with status {child.returncode} before it was ready; see its output above")
+        try:
+            if httpx.get(url, timeout=2).status_code < 500:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.5)
+    raise PlatformError(f"{what} did not answer on {url} within {timeout_s:.0f} s; is the port already in use?")
+
+
+def _graphql(host: str, port: int, query: str, variables: dict) -> dict:
+    response = httpx.post(f"http://{host}:{port}/graphql", json={"query": query, "variables": variables}, timeout=60)
+    response.raise_for_status()
+    body = response.json()
+    if body.get("errors"):
+        raise PlatformError(f"Dagster refused the request: {body['errors'][0].get('message')}")
+    return body["data"]
+
+
+_LAUNCH = """
+mutation($params: ExecutionParams!) { launchRun(executionParams: $params) {
+  __typename ... on LaunchRunSuccess { run { runId } } ... on PythonError { message }
+  ... on InvalidSubsetError { message } ... on RunConfigValidationInvalid { errors { message } } } }
+"""
+
+
+def _launch_daily(host: str, port: int, partition: str) -> str:
+    params = {
+        "selector": {"repositoryLocationName": "pi_platform", "repositoryName": "__repository__", "jobName": DAILY_JOB},
+        "executionMetadata": {"tags": [{"key": "dagster/partition", "value": partition}]},
+    }
+    result = _graphql(host, port, _LAUNCH, {"params": params})["launchRun"]
+    if result["__typename"] != "LaunchRunSuccess":
+        raise PlatformError(f"could not launch {DAILY_JOB}: {result.get('message') or result}")
+    return result["run"]["runId"]
+
+
+def _wait_run(host: str, port: int, run_id: str, timeout_s: float = 1800) -> str:
+    query = "query($id: ID!) { runOrError(runId: $id) { ... on Run { status } } }"
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        status = _graphql(host, port, query, {"id": run_id})["runOrError"].get("status")
+        if status in TERMINAL_STATUSES:
+            return status
+        time.sleep(2)
+    return "TIMEOUT"
