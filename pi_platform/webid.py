@@ -11,7 +11,8 @@ import struct
 import uuid
 from dataclasses import dataclass
 
-# Marker -> (owner marker expected?, number of GUIDs in the ID part, trailing Int32 point id?)
+# Marker -> (owner marker expected?, number of GUIDs in the ID part, trailing Int32 point id?), as in the
+# WebIdInfo.cs of pidevguru's PI Web API client (a former OSIsoft developer's); see protocol reference §6.
 _MARKERS: dict[str, tuple[bool, int, bool]] = {
     "RS": (False, 1, False),  # AssetServer
     "RD": (False, 2, False),  # AssetDatabase
@@ -19,11 +20,16 @@ _MARKERS: dict[str, tuple[bool, int, bool]] = {
     "ET": (False, 2, False),  # ElementTemplate
     "EC": (False, 2, False),  # ElementCategory
     "Ab": (True, 3, False),  # Attribute (owner E = element, F = event frame)
+    "AT": (True, 3, False),  # AttributeTemplate (owner E = element template)
+    "AC": (False, 2, False),  # AttributeCategory
     "Fm": (False, 2, False),  # EventFrame
     "DS": (False, 1, False),  # DataServer
     "DP": (False, 1, True),  # PI Point: data server GUID + Int32 point id
     "MS": (True, 2, False),  # EnumerationSet (owner R = AF, D = PI)
-    "XR": (True, 2, False),  # Analysis rule / notification rule family
+    "MV": (True, 3, False),  # EnumerationValue (owner as for its set): server, set, value GUIDs
+    "Xs": (False, 2, False),  # Analysis
+    "XR": (True, 3, False),  # AnalysisRule (owner X = analysis, T = analysis template)
+    # UNCERTAIN: notification rules postdate the sources above; this marker is our simulator's choice.
     "Nr": (False, 2, False),  # NotificationRule
 }
 
@@ -34,10 +40,14 @@ KINDS = {
     "ET": "ElementTemplate",
     "EC": "ElementCategory",
     "Ab": "Attribute",
+    "AT": "AttributeTemplate",
+    "AC": "AttributeCategory",
     "Fm": "EventFrame",
     "DS": "DataServer",
     "DP": "Point",
     "MS": "EnumerationSet",
+    "MV": "EnumerationValue",
+    "Xs": "Analysis",
     "XR": "AnalysisRule",
     "Nr": "NotificationRule",
 }
