@@ -1,0 +1,116 @@
+"""`pi-platform bench batch|stream`: rerunnable performance figures, written as JSON and printed as a table.
+
+    pi-platform bench batch --tags 1000 --tags 10000 --out bench-results/batch.json
+    pi-platform bench stream
+"""
+
+import argparse
+import importlib
+import json
+from datetime import date, datetime
+from pathlib import Path
+
+from pi_platform.errors import ConfigError
+from pi_platform.pitime import parse_time
+
+STREAM_BENCH_MODULE = "pi_platform.streaming.bench"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    sub = parser.add_subparsers(dest="bench", required=True, metavar="BENCHMARK")
+    batch = sub.add_parser("batch", help="one past day of N tags from the simulator into Delta, vs the parse floor")
+    batch.add_argument("--tags", type=int, action="append", help="number of tags (repeatable; default 1000)")
+    batch.add_argument("--out", default="bench-results/batch.json", help="JSON report path")
+    batch.add_argument("--day", type=date.fromisoformat, help="UTC day to extract (default: yesterday)")
+    batch.add_argument("--seed", type=int, default=42)
+    batch.add_argument("--values-per-minute", type=float, default=1.0, help="per tag (default 1: 1,440 values a day)")
+    batch.add_argument("--edge-tags", action="store_true", help="add the simulator's edge-case tags")
+    batch.add_argument("--max-concurrency", type=int, default=8, help="client concurrent requests (default 8)")
+    batch.add_argument("--page-size", type=int, default=10_000, help="recorded maxCount (default 10000)")
+    batch.add_argument("--max-requests-per-second", type=float, default=0.0, help="client rate limit (0: none)")
+    batch.add_argument("--floor-tags", type=int, default=300, help="tags whose payloads measure the parse floor")
+    batch.add_argument("--verify-tags", type=int, default=20, help="tags checked against ground truth")
+    batch.add_argument("--now", type=_utc_time, help="freeze the simulator clock here (default: the start of the run)")
+    batch.add_argument("--work-dir", help="where the temporary Delta lake goes (default: system temp)")
+    batch.add_argument("--keep-lake", type=Path, help="write the Delta lake here and keep it (one --tags only)")
+    stream = sub.add_parser("stream", help="sustained values/s into Delta and end-to-end latency of the collector")
+    stream.add_argument("--out", default="bench-results/stream.json", help="JSON report path")
+    stream.add_argument("--pipeline-seconds", type=float, help="how long the collector is fed pre-built messages")
+    stream.add_argument("--live-seconds", type=float, help="how long latency is measured on live channels")
+    stream.add_argument("--live-tags", type=int, help="tags subscribed in the live measurement")
+    stream.add_argument("--work-dir", help="where the temporary lake and state go (default: system temp)")
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.bench == "batch":
+        return _batch(args)
+    return _stream(args)
+
+
+def _batch(args: argparse.Namespace) -> int:
+    from pi_platform.bench.batch import BatchSettings, default_day, report, run_batch
+
+    sizes = args.tags or [1000]
+    if any(n < 1 for n in sizes):
+        raise ConfigError(f"--tags must be positive (got {', '.join(map(str, sizes))})")
+    if args.keep_lake and len(sizes) > 1:
+        raise ConfigError("--keep-lake keeps one run's lake: give a single --tags with it")
+    settings = BatchSettings(
+        day=args.day or default_day(), seed=args.seed, values_per_minute=args.values_per_minute,
+        edge_tags=args.edge_tags, max_concurrency=args.max_concurrency, page_size=args.page_size,
+        max_requests_per_second=args.max_requests_per_second, floor_tags=args.floor_tags, verify_tags=args.verify_tags,
+        frozen_now=args.now,
+    )
+    runs = []
+    for n_tags in sizes:
+        runs.append(run_batch(n_tags, settings, work_dir=args.work_dir, lake=args.keep_lake))
+        _write(args.out, report(runs, settings))  # after every size: a long run keeps what it measured
+    print(format_table(runs))
+    print(f"report: {args.out}")
+    return 0 if all(r["verified"] for r in runs) else 1
+
+
+def format_table(runs: list[dict]) -> str:
+    header = ("tags", "values", "wall s", "tags/s", "values/s", "peak RSS MB", "client CPU s", "sim CPU s",
+              "us/value", "floor us/v", "x floor", "verified")
+    lines = [header]
+    for r in runs:
+        lines.append((
+            f"{r['tags']:,}", f"{r['rows']:,}", f"{r['wall_s']:.1f}", f"{r['tags_per_s']:.0f}", f"{r['values_per_s']:,.0f}",
+            f"{r['peak_rss_bytes'] / 1e6:.0f}", f"{r['client_cpu_s']:.1f}",
+            "?" if r["simulator_cpu_s"] is None else f"{r['simulator_cpu_s']:.1f}",
+            f"{r['client_cpu_us_per_value']:.2f}", f"{r['floor']['floor_us_per_value']:.2f}", f"{r['ratio_to_floor']:.2f}",
+            "yes" if r["verified"] else f"NO: {r['verify_problem']}",
+        ))
+    widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
+    return "\n".join("  ".join(cell.rjust(w) for cell, w in zip(line, widths)) for line in lines)
+
+
+def _utc_time(text: str) -> datetime:
+    """A PI time expression or ISO time, as an aware UTC datetime; a bad one is argparse's one-line usage error."""
+    try:
+        return parse_time(text)
+    except Exception as exc:  # noqa: BLE001 - pitime raises its own types; argparse wants this one
+        raise argparse.ArgumentTypeError(f"{text!r} is not a time: {exc}") from None
+
+
+def _stream(args: argparse.Namespace) -> int:
+    try:
+        module = importlib.import_module(STREAM_BENCH_MODULE)
+    except ModuleNotFoundError as exc:
+        if exc.name != STREAM_BENCH_MODULE:
+            raise
+        print(f"bench stream: not available yet ({STREAM_BENCH_MODULE} is not part of this install)")
+        return 2
+    options = {name: getattr(args, name) for name in ("pipeline_seconds", "live_seconds", "live_tags", "work_dir")}
+    result = module.run_benchmark(**{k: v for k, v in options.items() if v is not None})
+    _write(args.out, result)
+    print(json.dumps({k: v for k, v in result.items() if k != "machine"}, indent=2))
+    print(f"report: {args.out}")
+    return 0
+
+
+def _write(path: str, data: dict) -> None:
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(data, indent=2) + "\n")

@@ -1,0 +1,84 @@
+"""The extracting process of `bench batch`: one `extract_recorded` call, measured from inside.
+
+A fresh process per run so its peak RSS belongs to this extraction alone (ru_maxrss never goes down),
+which is what "flat in the number of tags" has to be judged on. Prints one JSON line of figures.
+
+    python -m pi_platform.bench.extract_worker --url U --delta-root D --day 2026-01-01 --web-ids FILE
+"""
+
+import argparse
+import json
+import logging
+import sys
+import time
+from collections import Counter
+from datetime import date, timedelta
+
+from pi_platform.bench.procstat import self_cpu, self_peak_rss_bytes, self_rss_bytes
+
+
+class WarningCounter(logging.Handler):
+    """Counts the client's warnings (retries: broken responses, 5xx, 429...) so a fast run with retries shows them."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.counts: Counter = Counter()
+        self.first: str | None = None
+
+    def emit(self, record: logging.LogRecord) -> None:
+        message = record.getMessage()
+        self.counts[message.split(": ", 1)[-1].split(";", 1)[0]] += 1
+        self.first = self.first or message
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m pi_platform.bench.extract_worker")
+    parser.add_argument("--url", required=True)
+    parser.add_argument("--delta-root", required=True)
+    parser.add_argument("--day", required=True, type=date.fromisoformat)
+    parser.add_argument("--web-ids", required=True, help="file with one WebID per line")
+    parser.add_argument("--max-concurrency", type=int, default=8)
+    parser.add_argument("--page-size", type=int, default=10_000)
+    parser.add_argument("--max-requests-per-second", type=float, default=0.0, help="0: no client-side limit")
+    args = parser.parse_args(argv)
+
+    from pi_platform.client import PIWebAPIConfig
+    from pi_platform.defs.partitions import Window
+    from pi_platform.defs.recorded.extract import extract_recorded
+    from pi_platform.storage import DeltaStore
+
+    with open(args.web_ids) as lines:
+        web_ids = [line.strip() for line in lines if line.strip()]
+    config = PIWebAPIConfig(url=args.url, max_concurrency=args.max_concurrency, page_size=args.page_size,
+                            max_requests_per_second=args.max_requests_per_second or None)
+    store = DeltaStore(args.delta_root)
+    window = Window(args.day, args.day + timedelta(days=1))
+
+    warnings = WarningCounter()
+    logging.getLogger("pi_platform.client").addHandler(warnings)
+    rss_before = self_rss_bytes()
+    cpu_before = self_cpu()
+    started = time.perf_counter()
+    extracted = extract_recorded(config, store, web_ids, window, run_id="bench")
+    wall = time.perf_counter() - started
+    cpu = self_cpu() - cpu_before
+    print(json.dumps({
+        "tags": len(web_ids),
+        "rows": extracted.rows,
+        "quarantined": extracted.quarantined,
+        "quarantine_reasons": extracted.quarantine_reasons,
+        "wall_s": wall,
+        "cpu_user_s": cpu.user_s,
+        "cpu_system_s": cpu.system_s,
+        "rss_before_bytes": rss_before,
+        "client_warnings": dict(warnings.counts),
+        "first_client_warning": warnings.first,
+        "peak_rss_bytes": self_peak_rss_bytes(),
+        "delta": {"uri": extracted.info.uri, "version": extracted.info.version, "files": extracted.info.num_files,
+                  "bytes": extracted.info.size_bytes},
+    }), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""The AF hierarchy: elements and their attributes."""

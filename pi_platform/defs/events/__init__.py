@@ -1,0 +1,1 @@
+"""Event frames, alarms (acknowledgeable event frames) and the daily alarm KPIs."""

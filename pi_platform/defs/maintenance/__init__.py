@@ -1,0 +1,1 @@
+"""Delta table maintenance: compaction of small files and vacuum of old versions."""

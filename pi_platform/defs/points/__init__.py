@@ -1,0 +1,1 @@
+"""The PI point catalog."""

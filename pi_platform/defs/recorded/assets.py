@@ -1,0 +1,105 @@
+"""`recorded_values`: every selected tag's recorded values for the partition's day(s), replaced atomically."""
+
+import dagster as dg
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from pi_platform.defs import checks
+from pi_platform.defs.conventions import DAILY_FRESHNESS, KINDS, OWNERS, PI_POOL
+from pi_platform.defs.failures import user_errors
+from pi_platform.defs.metadata import bar_chart, table_metadata
+from pi_platform.defs.partitions import daily_partitions, run_window
+from pi_platform.defs.recorded import selection
+from pi_platform.defs.recorded.extract import extract_recorded
+from pi_platform.defs.recorded.stats import window_stats
+from pi_platform.defs.resources import DeltaStorageResource, PIWebAPIResource
+from pi_platform.storage.tables import RECORDED_VALUES
+
+TAGS_WITH_DATA = "tags_with_data"
+VALUES_IN_RANGE = "values_within_zero_span"
+
+
+@dg.asset(
+    partitions_def=daily_partitions,
+    backfill_policy=dg.BackfillPolicy.single_run(),
+    pool=PI_POOL,
+    group_name="recorded",
+    kinds=KINDS,
+    owners=OWNERS,
+    freshness_policy=DAILY_FRESHNESS,
+    metadata={"table": RECORDED_VALUES.name, "partition_expr": RECORDED_VALUES.partition_column},
+    check_specs=[
+        *checks.standard_specs("recorded_values"),
+        dg.AssetCheckSpec(TAGS_WITH_DATA, asset="recorded_values", description="every selected tag has values for the day"),
+        dg.AssetCheckSpec(VALUES_IN_RANGE, asset="recorded_values", description="numeric values within zero..zero+span"),
+    ],
+    description=(
+        "Recorded values of the selected tags (config: tags, name_filter, af_template, attribute_category) for "
+        "each UTC day, with digital and system states, flags and same-timestamp groups. A run replaces its "
+        "days in one Delta commit, so reruns and single-run backfills are idempotent."
+    ),
+)
+@user_errors
+def recorded_values(
+    context: dg.AssetExecutionContext, config: selection.TagSelection, pi_webapi: PIWebAPIResource, delta: DeltaStorageResource
+) -> dg.MaterializeResult:
+    window = run_window(context)
+    store = delta.store()
+    selected = pi_webapi.run(lambda client: selection.resolve(client, config))
+    context.log.info(f"reading {selected.num_rows} tags for {window.label}")
+    extracted = extract_recorded(
+        pi_webapi.client_config(), store, selected["web_id"].to_pylist(), window, run_id=context.run_id
+    )
+    stats = window_stats(store, window, selected)
+    sample = store.table(RECORDED_VALUES.name).to_pyarrow_dataset().head(5, filter=checks.window_filter(RECORDED_VALUES, window))
+    metadata = table_metadata(
+        sample, extracted.info, RECORDED_VALUES.schema, window, rows=extracted.rows, time_range=(stats.oldest, stats.newest)
+    )
+    metadata["selected_tags"] = selected.num_rows
+    metadata["tags_with_data"] = stats.per_tag.num_rows
+    metadata["quarantined_rows"] = extracted.quarantined
+    metadata["values_per_hour"] = dg.MetadataValue.md(
+        bar_chart(stats.per_hour["hour"].to_pylist(), stats.per_hour["rows"].to_pylist(), unit="hour", title="values per hour")
+    )
+    return dg.MaterializeResult(
+        metadata=metadata,
+        check_results=[
+            checks.schema_check(store, RECORDED_VALUES),
+            checks.key_check(store, RECORDED_VALUES, window),
+            checks.quarantine_check(store, RECORDED_VALUES, window),
+            checks.row_count_check(store, RECORDED_VALUES, window),
+            _tags_with_data(selected, stats.per_tag),
+            _values_in_range(stats.out_of_range),
+        ],
+    )
+
+
+def _tags_with_data(selected: pa.Table, per_tag: pa.Table) -> dg.AssetCheckResult:
+    silent = selected.filter(pc.invert(pc.is_in(selected["web_id"], value_set=per_tag["web_id"])))
+    return dg.AssetCheckResult(
+        check_name=TAGS_WITH_DATA,
+        passed=silent.num_rows == 0,
+        severity=dg.AssetCheckSeverity.WARN,
+        metadata={
+            "selected_tags": selected.num_rows,
+            "tags_without_data": silent.num_rows,
+            "names": dg.MetadataValue.json(silent["name"].to_pylist()[:100]),
+        },
+    )
+
+
+def _values_in_range(out_of_range: pa.Table) -> dg.AssetCheckResult:
+    return dg.AssetCheckResult(
+        check_name=VALUES_IN_RANGE,
+        passed=out_of_range.num_rows == 0,
+        severity=dg.AssetCheckSeverity.WARN,
+        metadata={
+            "tags_out_of_range": out_of_range.num_rows,
+            "values_out_of_range": int(sum(out_of_range["rows"].to_pylist())),
+            "worst": dg.MetadataValue.md(
+                out_of_range.sort_by([("rows", "descending")]).slice(0, 10).to_pandas().to_markdown(index=False)
+                if out_of_range.num_rows
+                else "_none_"
+            ),
+        },
+    )

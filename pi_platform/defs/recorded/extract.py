@@ -1,0 +1,157 @@
+"""PI recorded values -> validated Delta, streamed: the code path of `recorded_values` and of the benchmark.
+
+The async client yields ValueBatch chunks in a background event loop; this thread validates each chunk and
+feeds a RecordBatchReader that delta-rs consumes, so a day (or a backfill range) of any number of tags is ONE
+range-overwrite commit with memory bounded by a few chunks. Rows PI refused (per-value Errors) and rows
+failing the schema are collected and replace the window's quarantine rows after the commit.
+
+No Dagster imports: the benchmark and scripts call `extract_recorded` directly.
+"""
+
+import asyncio
+import queue
+import threading
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import TypeVar
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from pi_platform.client import PIWebAPIClient, PIWebAPIConfig, ValueBatch
+from pi_platform.storage import REJECT_COLUMNS, DeltaStore, TableInfo, replace_quarantine, split_valid
+from pi_platform.storage import schemas
+from pi_platform.storage.tables import RECORDED_VALUES
+from pi_platform.defs.partitions import Window
+
+T = TypeVar("T")
+_QUEUE_DEPTH = 4  # chunks in flight between the PI reader and the Delta writer (the memory bound)
+
+
+@dataclass(frozen=True)
+class Extracted:
+    info: TableInfo
+    rows: int
+    quarantined: int
+    quarantine_reasons: dict[str, int]
+
+
+def extract_recorded(
+    config: PIWebAPIConfig, store: DeltaStore, web_ids: Sequence[str], window: Window, *, run_id: str | None = None
+) -> Extracted:
+    """Replace `recorded_values` for the window's days by what PI holds for `web_ids` now."""
+    schema = schemas.recorded_values(window.start_time, window.end_time)
+    rejects: list[pa.Table] = []
+    errors: list[BaseException] = []
+    rows = 0
+
+    async def batches() -> AsyncIterator[ValueBatch]:
+        async with PIWebAPIClient(config) as client:
+            async for batch in client.recorded(list(web_ids), window.start_time, window.end_time):
+                yield batch
+
+    def valid_batches() -> Iterator[pa.RecordBatch]:
+        nonlocal rows
+        try:
+            for batch in iterate_in_thread(batches):
+                if batch.rejects.num_rows:
+                    rejects.append(client_rejects(batch.rejects))
+                split = split_valid(with_event_date(in_window(batch.values, window)), schema, time_column="timestamp")
+                if split.rejects.num_rows:
+                    rejects.append(split.rejects)
+                rows += split.valid.num_rows
+                yield from split.valid.to_batches()
+        except BaseException as exc:
+            errors.append(exc)
+            raise
+
+    reader = pa.RecordBatchReader.from_batches(RECORDED_VALUES.schema, valid_batches())
+    try:
+        info = store.overwrite_range(
+            RECORDED_VALUES.name, reader, partition_column="event_date", start=window.first, end=window.end
+        )
+    except Exception:
+        if errors:  # the reader failed (PI unreachable, bad credentials...): nothing was committed; say why
+            raise errors[0] from None
+        raise
+    refused = pa.concat_tables(rejects) if rejects else REJECT_COLUMNS.empty_table()
+    replace_quarantine(store, refused, table_name=RECORDED_VALUES.name, start=window.first, end=window.end, run_id=run_id)
+    reasons = refused.group_by("reason").aggregate([("reason", "count")]).to_pylist() if refused.num_rows else []
+    return Extracted(info, rows, refused.num_rows, {r["reason"]: r["reason_count"] for r in reasons})
+
+
+def in_window(values: pa.Table, window: Window) -> pa.Table:
+    """Drop values stamped exactly at the window's end: PI's range includes both bounds, but that instant
+    is the first of the next day's partition, whose run reads it."""
+    return values.filter(pc.less(values["timestamp"], pa.scalar(window.end_time, values["timestamp"].type)))
+
+
+def with_event_date(values: pa.Table) -> pa.Table:
+    """VALUE_SCHEMA rows + the UTC day partition column, in RECORDED_VALUES' schema."""
+    return values.append_column("event_date", pc.cast(values["timestamp"], pa.date32())).cast(RECORDED_VALUES.schema)
+
+
+def client_rejects(rejects: pa.Table) -> pa.Table:
+    """The client's REJECT_SCHEMA rows (web_id, name, reason, raw) as quarantine input (undated)."""
+    n = rejects.num_rows
+    return pa.table(
+        {
+            "web_id": rejects["web_id"],
+            "reason": rejects["reason"],
+            "raw": rejects["raw"],
+            "timestamp": pa.nulls(n, REJECT_COLUMNS.field("timestamp").type),
+        },
+        schema=REJECT_COLUMNS,
+    )
+
+
+def iterate_in_thread(make: Callable[[], AsyncIterator[T]]) -> Iterator[T]:
+    """Drive an async iterator in its own event loop thread and hand its items to this (sync) thread.
+
+    A bounded queue gives back-pressure: when the Delta writer is slow, the reader waits (in an executor,
+    so its event loop keeps serving in-flight responses instead of timing them out). If the consumer stops
+    early, the producer is told to stop and the thread is joined; producer errors re-raise here.
+    """
+    items: queue.Queue = queue.Queue(maxsize=_QUEUE_DEPTH)
+    stop = threading.Event()
+    done, failed = object(), object()
+
+    async def produce() -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            async for item in make():
+                if stop.is_set():
+                    return
+                await loop.run_in_executor(None, _put, items, item, stop)
+        except BaseException as exc:  # noqa: BLE001 - handed to the consumer thread, which re-raises it
+            await loop.run_in_executor(None, _put, items, (failed, exc), stop)
+            return
+        await loop.run_in_executor(None, _put, items, (done, None), stop)
+
+    thread = threading.Thread(target=asyncio.run, args=(produce(),), name="pi-recorded-reader", daemon=True)
+    thread.start()
+    try:
+        while True:
+            item = items.get()
+            if isinstance(item, tuple) and len(item) == 2 and item[0] is done:
+                return
+            if isinstance(item, tuple) and len(item) == 2 and item[0] is failed:
+                raise item[1]
+            yield item
+    finally:
+        stop.set()
+        while thread.is_alive():
+            try:
+                items.get(timeout=0.05)
+            except queue.Empty:
+                pass
+        thread.join()
+
+
+def _put(items: queue.Queue, item: object, stop: threading.Event) -> None:
+    while not stop.is_set():
+        try:
+            items.put(item, timeout=0.1)
+            return
+        except queue.Full:
+            continue

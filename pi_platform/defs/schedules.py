@@ -1,0 +1,65 @@
+"""Schedules: yesterday once late data has arrived, and a frequent refresh of today.
+
+PI data keeps arriving after midnight (buffered interfaces, manual entry), so the previous day is read
+`PI_DAILY_LAG_MINUTES` (default 60) after midnight UTC. Today's partition exists (end_offset=1) and is
+re-read every `PI_TODAY_REFRESH_CRON` (default every 15 minutes) for near-live tables.
+"""
+
+import os
+from datetime import timedelta
+
+import dagster as dg
+
+from pi_platform.defs.partitions import daily_partitions
+from pi_platform.errors import ConfigError
+
+DAILY_ASSETS = ["af_elements", "af_attributes", "pi_points", "recorded_values", "event_frames", "alarms", "alarm_kpis"]
+TODAY_ASSETS = ["recorded_values", "event_frames", "alarms", "alarm_kpis"]
+
+daily_job = dg.define_asset_job(
+    "pi_daily", selection=dg.AssetSelection.assets(*DAILY_ASSETS), partitions_def=daily_partitions,
+    description="Every daily PI asset for one UTC day.",
+)
+today_job = dg.define_asset_job(
+    "pi_today", selection=dg.AssetSelection.assets(*TODAY_ASSETS), partitions_def=daily_partitions,
+    description="Values, event frames and alarms of today so far.",
+)
+
+
+def _lag() -> timedelta:
+    text = os.environ.get("PI_DAILY_LAG_MINUTES") or "60"
+    try:
+        minutes = int(text)
+    except ValueError:
+        raise ConfigError(f"PI_DAILY_LAG_MINUTES={text!r} is not a whole number of minutes (e.g. 90)") from None
+    if not 0 <= minutes < 24 * 60:
+        raise ConfigError(f"PI_DAILY_LAG_MINUTES={minutes} must be between 0 and 1439")
+    return timedelta(minutes=minutes)
+
+
+LAG = _lag()
+
+
+@dg.schedule(
+    job=daily_job,
+    cron_schedule=f"{LAG.seconds // 60 % 60} {LAG.seconds // 3600} * * *",
+    execution_timezone="UTC",
+    description="Yesterday's partition, PI_DAILY_LAG_MINUTES after midnight UTC.",
+)
+def previous_day_schedule(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
+    day = (context.scheduled_execution_time - LAG - timedelta(days=1)).date().isoformat()
+    return dg.RunRequest(run_key=f"pi_daily:{day}", partition_key=day)
+
+
+@dg.schedule(
+    job=today_job,
+    cron_schedule=os.environ.get("PI_TODAY_REFRESH_CRON") or "*/15 * * * *",
+    execution_timezone="UTC",
+    description="Today's partition, refreshed on PI_TODAY_REFRESH_CRON (default every 15 minutes).",
+)
+def today_refresh_schedule(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
+    moment = context.scheduled_execution_time
+    return dg.RunRequest(run_key=f"pi_today:{moment.isoformat()}", partition_key=moment.date().isoformat())
+
+
+defs = dg.Definitions(jobs=[daily_job, today_job], schedules=[previous_day_schedule, today_refresh_schedule])

@@ -1,0 +1,120 @@
+"""The collector as Dagster sees it: where its files are, how to start it, what it should subscribe."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from fnmatch import fnmatchcase
+from pathlib import Path
+from typing import Literal
+
+import dagster as dg
+import pyarrow.compute as pc
+from pydantic import Field
+
+from pi_platform.defs.resources import DEFAULT_PI_WEBAPI_URL
+from pi_platform.storage import DeltaStore
+from pi_platform.streaming.health import StalenessPolicy
+from pi_platform.streaming.sink import STREAM_TABLE
+from pi_platform.streaming.state import read_status, write_subscription
+
+ALERT_WEBHOOK_ENV = "PI_PLATFORM_ALERT_WEBHOOK_URL"
+
+
+class StreamCollectorResource(dg.ConfigurableResource):
+    """Local mode: the sensor starts the collector and restarts it when its heartbeat stops.
+    External mode: systemd/Kubernetes runs it; the sensor only watches and pushes the subscription."""
+
+    mode: Literal["local", "external"] = Field("local", description="who keeps the collector running")
+    state_dir: str = Field(".pi_platform/stream", description="collector state directory (WAL, status, subscription)")
+    delta_root: str = Field(".pi_platform/lake", description="Delta root holding stream_values")
+    pi_url: str = Field(
+        default_factory=lambda: os.environ.get("PI_WEBAPI_URL") or DEFAULT_PI_WEBAPI_URL,
+        description="PI Web API URL a local collector connects to (default: env PI_WEBAPI_URL, else the simulator)",
+    )
+    collector_name: str = Field("collector", description="the collector's Delta application id")
+    heartbeat_timeout_s: float = Field(20.0, description="status older than this: the collector is dead")
+    startup_grace_s: float = Field(60.0, description="after starting a collector, wait this long before judging it")
+    web_ids: list[str] = Field(default_factory=list, description="streams to subscribe explicitly")
+    name_filter: str | None = Field(None, description="subscribe PI points whose name matches (glob, e.g. 'SINUS*')")
+    use_pi_points: bool = Field(True, description="resolve name_filter against the latest pi_points snapshot")
+    start: str = Field("*", description="where never-committed streams start (PI time)")
+    collector_args: list[str] = Field(default_factory=list, description="extra `pi-platform stream` arguments")
+    stale_warn_factor: float = Field(3.0, description="WARN when a tag is silent this many usual intervals")
+    stale_error_factor: float = Field(10.0, description="ERROR when a tag is silent this many usual intervals")
+    stale_min_interval_s: float = Field(1.0, description="floor of a tag's usual interval")
+    stale_default_interval_s: float = Field(60.0, description="usual interval for tags with < 2 recent values")
+    stale_lookback_s: float = Field(6 * 3600.0, description="window read by the stale-stream check")
+    silent_after_s: float = Field(120.0, description="no new rows for this long: the whole stream is silent")
+    alert_webhook_url: str | None = Field(None, description=f"POST target for ERROR alerts (default: env {ALERT_WEBHOOK_ENV})")
+
+    # ------------------------------------------------------------------ locations
+    @property
+    def store(self) -> DeltaStore:
+        return DeltaStore(self.delta_root)
+
+    @property
+    def table_uri(self) -> str:
+        return self.store.uri(STREAM_TABLE)
+
+    def policy(self) -> StalenessPolicy:
+        return StalenessPolicy(
+            warn_factor=self.stale_warn_factor,
+            error_factor=self.stale_error_factor,
+            min_interval_s=self.stale_min_interval_s,
+            default_interval_s=self.stale_default_interval_s,
+            lookback_s=self.stale_lookback_s,
+            silent_after_s=self.silent_after_s,
+        )
+
+    def webhook_url(self) -> str | None:
+        return self.alert_webhook_url or os.environ.get(ALERT_WEBHOOK_ENV) or None
+
+    # ------------------------------------------------------------------ liveness
+    def status(self) -> dict | None:
+        return read_status(self.state_dir)
+
+    def is_alive(self, status: dict | None = None) -> bool:
+        status = self.status() if status is None else status
+        if not status or status.get("state") not in ("running", "stopping"):
+            return False
+        return time.time() - float(status.get("heartbeat_at") or 0) < self.heartbeat_timeout_s
+
+    def start_collector(self) -> int:
+        """Start a detached collector process (its own session: it outlives the sensor tick)."""
+        state = Path(self.state_dir)
+        state.mkdir(parents=True, exist_ok=True)
+        env = {**os.environ, "PI_WEBAPI_URL": self.pi_url}
+        command = [sys.executable, "-m", "pi_platform.cli", "stream", "--state-dir", str(state),
+                   "--delta-root", self.delta_root, "--name", self.collector_name, "--start", self.start,
+                   *self.collector_args]
+        with open(state / "collector.log", "ab") as log:
+            process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env,
+                                       start_new_session=True, stdin=subprocess.DEVNULL)
+        return process.pid
+
+    @staticmethod
+    def stop_collector(pid: int) -> None:
+        """Kill a hung collector we started (its heartbeat stopped, so SIGTERM may not be handled)."""
+        try:
+            os.killpg(pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+
+    # ------------------------------------------------------------------ subscription
+    def desired_web_ids(self) -> list[str]:
+        """Explicit WebIds plus, with a name filter, the matching points of the latest pi_points snapshot."""
+        web_ids = list(self.web_ids)
+        if self.name_filter and self.use_pi_points and self.store.exists("pi_points"):
+            points = self.store.read("pi_points", columns=["snapshot_date", "web_id", "name"])
+            if points.num_rows:
+                latest = pc.max(points["snapshot_date"])
+                points = points.filter(pc.equal(points["snapshot_date"], latest))
+                pattern = self.name_filter.upper()
+                web_ids += [w for w, n in zip(points["web_id"].to_pylist(), points["name"].to_pylist(), strict=True)
+                            if fnmatchcase(n.upper(), pattern)]
+        return list(dict.fromkeys(web_ids))
+
+    def push_subscription(self, web_ids: list[str]) -> bool:
+        return write_subscription(self.state_dir, web_ids, start=self.start, source="dagster sensor")

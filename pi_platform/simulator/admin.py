@@ -1,0 +1,121 @@
+"""Admin API outside /piwebapi: faults, pausing tags, dropping channels, clock, statistics.
+
+Tests and the streaming collector's chaos runs drive the simulator through this; it is unauthenticated
+by design (bind the simulator to loopback).
+"""
+
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from pi_platform.pitime import PITimeError, format_time, parse_time
+from pi_platform.simulator.plant import ObjectNotFound
+
+if TYPE_CHECKING:
+    from pi_platform.simulator.app import SimulatorApp
+
+
+def build_admin(app: "SimulatorApp") -> Starlette:
+    async def body(request: Request) -> dict:
+        raw = await request.body()
+        if not raw:
+            return {}
+        try:
+            data = await request.json()
+        except ValueError:
+            raise AdminError("body is not valid JSON") from None
+        if not isinstance(data, dict):
+            raise AdminError("body must be a JSON object")
+        return data
+
+    async def faults(request: Request) -> JSONResponse:
+        if request.method == "POST":
+            data = await body(request)
+            if data.pop("reset", False):
+                app.faults.reset()
+            try:
+                app.faults.update(data)
+            except (TypeError, ValueError) as exc:
+                raise AdminError(str(exc)) from None
+        return JSONResponse(app.faults.faults.as_dict())
+
+    def names_of(data: dict) -> list[str]:
+        names = data.get("names")
+        if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+            raise AdminError('expected {"names": ["tag", ...]}')
+        return names
+
+    def at_of(data: dict) -> datetime | None:
+        raw = data.get("at")
+        try:
+            return parse_time(raw, now=app.plant.now()) if raw else None
+        except PITimeError as exc:
+            raise AdminError(str(exc)) from None
+
+    async def pause(request: Request) -> JSONResponse:
+        data = await body(request)
+        try:
+            done = app.plant.pause(names_of(data), at_of(data))
+        except ObjectNotFound as exc:
+            raise AdminError(f"unknown tag {exc.ref!r}") from None
+        return JSONResponse({"paused": done, "all_paused": app.plant.paused(), "at": format_time(app.plant.now())})
+
+    async def resume(request: Request) -> JSONResponse:
+        data = await body(request)
+        try:
+            done = app.plant.resume(names_of(data), at_of(data))
+        except ObjectNotFound as exc:
+            raise AdminError(f"unknown tag {exc.ref!r}") from None
+        return JSONResponse({"resumed": done, "all_paused": app.plant.paused(), "at": format_time(app.plant.now())})
+
+    async def paused(request: Request) -> JSONResponse:
+        windows = {
+            app.plant.catalog.points[i].name: [[a, None if b == 2**63 - 1 else b] for a, b in w]
+            for i, w in app.plant.pauses.items()
+        }
+        return JSONResponse({"paused": app.plant.paused(), "windows_us": windows})
+
+    async def drop(request: Request) -> JSONResponse:
+        return JSONResponse({"dropped": app.channels.drop_all()})
+
+    async def channels(request: Request) -> JSONResponse:
+        return JSONResponse({"open": app.channels.open_count, "opened_total": app.channels.opened_total})
+
+    async def clock(request: Request) -> JSONResponse:
+        if request.method == "POST":
+            data = await body(request)
+            try:
+                frozen = parse_time(data["now"]) if data.get("now") else None
+            except PITimeError as exc:
+                raise AdminError(str(exc)) from None
+            offset = timedelta(seconds=float(data["offset_s"])) if "offset_s" in data else None
+            app.plant.clock.set(frozen, offset)
+        return JSONResponse({"now": format_time(app.plant.now()), "frozen": app.plant.clock.frozen is not None})
+
+    async def stats(request: Request) -> JSONResponse:
+        return JSONResponse({**app.stats.as_dict(), "open_channels": app.channels.open_count})
+
+    async def admin_error(request: Request, exc: Exception) -> JSONResponse:
+        return JSONResponse({"error": str(exc)}, status_code=400)
+
+    return Starlette(
+        routes=[
+            Route("/admin/faults", faults, methods=["GET", "POST"]),
+            Route("/admin/streams/pause", pause, methods=["POST"]),
+            Route("/admin/streams/resume", resume, methods=["POST"]),
+            Route("/admin/streams/paused", paused, methods=["GET"]),
+            Route("/admin/channels/drop", drop, methods=["POST"]),
+            Route("/admin/channels", channels, methods=["GET"]),
+            Route("/admin/clock", clock, methods=["GET", "POST"]),
+            Route("/admin/stats", stats, methods=["GET"]),
+        ],
+        exception_handlers={AdminError: admin_error},
+    )
+
+
+class AdminError(ValueError):
+    """Bad admin request; answered with 400 {"error": message}."""

@@ -1,0 +1,243 @@
+"""The ASGI application: /piwebapi (HTTP + WebSocket channels) and /admin, with real-server behaviour.
+
+Order of checks on /piwebapi mirrors a real PI Web API behind IIS/Kestrel: rate limit (429), then
+authentication (401 + WWW-Authenticate), then CSRF on unsafe methods, then the handler. Faults are
+applied around the handler so every client code path (retry, timeout, parse error) can be exercised.
+"""
+
+import asyncio
+import base64
+import hmac
+import time
+from typing import TYPE_CHECKING
+from urllib.parse import parse_qsl
+
+from pi_platform.simulator import batch, routes_catalog, routes_events, routes_streams
+from pi_platform.simulator.admin import build_admin
+from pi_platform.simulator.api import Ctx, Reply, Router, error_reply
+from pi_platform.simulator.channels import ChannelHub
+from pi_platform.simulator.faults import FaultState
+from pi_platform.simulator.plant import Plant
+
+if TYPE_CHECKING:
+    from pi_platform.simulator.server import SimulatorConfig
+
+UNSAFE_METHODS = ("POST", "PUT", "PATCH", "DELETE")
+DENIED = "Authorization has been denied for this request."
+
+
+def build_router() -> Router:
+    router = Router()
+    routes_catalog.register(router)
+    routes_streams.register(router)
+    routes_events.register(router)
+    batch.register(router)
+    return router
+
+
+class Stats:
+    """Counters the benchmark reads from /admin/stats (the simulator's share of the work)."""
+
+    def __init__(self) -> None:
+        self.requests = 0
+        self.values = 0
+        self.started = time.time()
+
+    def as_dict(self) -> dict[str, float]:
+        return {
+            "requests": self.requests,
+            "values_served": self.values,
+            "cpu_seconds": time.process_time(),
+            "uptime_seconds": time.time() - self.started,
+        }
+
+
+class RateLimiter:
+    """Fixed one-second windows per client address (RateLimitMaxRequests / RateLimitDuration)."""
+
+    def __init__(self) -> None:
+        self._windows: dict[str, tuple[float, int]] = {}
+
+    def allow(self, client: str, limit: int, window_s: float) -> bool:
+        if limit <= 0:
+            return True
+        now = time.monotonic()
+        start, count = self._windows.get(client, (now, 0))
+        if now - start >= window_s:
+            start, count = now, 0
+        self._windows[client] = (start, count + 1)
+        return count < limit
+
+
+class SimulatorApp:
+    def __init__(self, plant: Plant, config: "SimulatorConfig", faults: FaultState) -> None:
+        self.plant = plant
+        self.config = config
+        self.faults = faults
+        self.router = build_router()
+        self.stats = Stats()
+        self.limiter = RateLimiter()
+        self.channels = ChannelHub(self)
+        self.admin = build_admin(self)
+
+    async def __call__(self, scope, receive, send) -> None:  # noqa: ANN001 - ASGI signature
+        kind = scope["type"]
+        if kind == "lifespan":
+            await _lifespan(receive, send)
+            return
+        path: str = scope["path"]
+        if path.startswith("/admin"):
+            await self.admin(scope, receive, send)
+        elif path == "/piwebapi" or path.startswith("/piwebapi/"):
+            if kind == "websocket":
+                await self.channels.handle(scope, receive, send)
+            else:
+                await self._http(scope, receive, send)
+        elif kind == "http":
+            await _send(send, error_reply(404, f"No resource at '{path}'; the API lives under /piwebapi."))
+
+    # ---- checks shared with channels ---------------------------------------------------------------------
+    def authenticate(self, headers: dict[str, str]) -> tuple[bool, list[tuple[str, str]]]:
+        """(ok, WWW-Authenticate headers to send with a 401)."""
+        schemes = self.config.auth_schemes
+        if not schemes:
+            return True, []
+        given = headers.get("authorization", "")
+        scheme, _, credentials = given.partition(" ")
+        if scheme.lower() == "basic" and "basic" in schemes:
+            try:
+                user, _, password = base64.b64decode(credentials).decode("utf-8").partition(":")
+            except (ValueError, UnicodeDecodeError):
+                user, password = "", ""
+            if hmac.compare_digest(user.encode(), self.config.username.encode()) and hmac.compare_digest(
+                password.encode(), self.config.password.encode()
+            ):
+                return True, []
+        if scheme.lower() == "bearer" and "bearer" in schemes:
+            if hmac.compare_digest(credentials.strip().encode(), self.config.token.encode()):
+                return True, []
+        challenges = []
+        for name in schemes:
+            value = f'Basic realm="{self.config.realm}"' if name == "basic" else f'Bearer realm="{self.config.realm}"'
+            challenges.append(("www-authenticate", value))
+        return False, challenges
+
+    def admit(self, scope) -> Reply | None:  # noqa: ANN001
+        """Rate limit and auth for a request or upgrade; a Reply means refuse with it."""
+        client = (scope.get("client") or ("?", 0))[0]
+        if not self.limiter.allow(client, self.config.rate_limit, self.config.rate_limit_window_s):
+            return Reply(
+                429, {"Errors": ["Rate limit was reached"]}, [("retry-after", str(self.faults.faults.retry_after_s))]
+            )
+        headers = _headers(scope)
+        ok, challenges = self.authenticate(headers)
+        if not ok:
+            reply = error_reply(401, DENIED)
+            reply.headers = challenges
+            return reply
+        return None
+
+    # ---- HTTP ---------------------------------------------------------------------------------------------
+    async def _http(self, scope, receive, send) -> None:  # noqa: ANN001
+        self.stats.requests += 1
+        refused = self.admit(scope)
+        if refused is not None:
+            await _send(send, refused)
+            return
+        headers = _headers(scope)
+        method = scope["method"].upper()
+        if self.config.csrf and method in UNSAFE_METHODS and "x-requested-with" not in headers:
+            await _send(
+                send,
+                error_reply(
+                    403,
+                    "The request must include the X-Requested-With header (CSRF defense is enabled on this server).",
+                ),
+            )
+            return
+        faults = self.faults
+        f = faults.faults
+        if f.latency_ms > 0:
+            await asyncio.sleep(f.latency_ms / 1000)
+        if faults.roll(f.stall_rate):
+            await asyncio.sleep(f.stall_seconds)
+        if faults.roll(f.error_rate):
+            status = faults.choice([500, 502, 503])
+            await _send(send, error_reply(status, "An error has occurred." if status == 500 else "Service Unavailable"))
+            return
+        if faults.roll(f.status_429_rate):
+            await _send(
+                send, Reply(429, {"Errors": ["Rate limit was reached"]}, [("retry-after", str(f.retry_after_s))])
+            )
+            return
+        body = await _read_body(receive)
+        host = headers.get("host") or f"{scope['server'][0]}:{scope['server'][1]}"
+        scheme = "https" if scope.get("scheme") == "https" else "http"
+        reply = self.dispatch(
+            f"{scheme}://{host}/piwebapi",
+            method,
+            scope["path"][len("/piwebapi") :],
+            scope.get("query_string", b""),
+            body,
+            headers,
+        )
+        self.stats.values += reply.values
+        content = reply.content()
+        if reply.status == 200 and faults.roll(f.malformed_json_rate):
+            content = content[: max(len(content) // 2, 1)] + b"<!-- malformed -->,}"
+        if reply.status == 200 and len(content) > 2 and faults.roll(f.truncated_rate):
+            await _send_truncated(send, content)
+            return
+        await _send(send, reply, content)
+
+    def dispatch(self, base: str, method: str, path: str, query_string: bytes, body: bytes, headers: dict) -> Reply:
+        """Run one request through the router; POST batch calls this again for each sub-request."""
+        query = parse_qsl(query_string.decode("latin-1"), keep_blank_values=True)
+        ctx = Ctx(self.plant, self.config, self.faults, base, method, path.lstrip("/"), query, body, headers)
+        ctx.redispatch = self.dispatch
+        return self.router.dispatch(ctx)
+
+
+def _headers(scope) -> dict[str, str]:  # noqa: ANN001
+    return {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
+
+
+async def _read_body(receive) -> bytes:  # noqa: ANN001
+    chunks = []
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            break
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body"):
+            break
+    return b"".join(chunks)
+
+
+async def _send(send, reply: Reply, content: bytes | None = None) -> None:  # noqa: ANN001
+    content = reply.content() if content is None else content
+    headers = [(b"content-type", b"application/json; charset=utf-8"), (b"content-length", str(len(content)).encode())]
+    headers += [(k.encode("latin-1"), v.encode("latin-1")) for k, v in reply.headers]
+    await send({"type": "http.response.start", "status": reply.status, "headers": headers})
+    await send({"type": "http.response.body", "body": content})
+
+
+class AbortConnection(Exception):
+    """Raised after a partial body so uvicorn drops the connection (a truncated response on the wire)."""
+
+
+async def _send_truncated(send, content: bytes) -> None:  # noqa: ANN001
+    headers = [(b"content-type", b"application/json; charset=utf-8"), (b"content-length", str(len(content)).encode())]
+    await send({"type": "http.response.start", "status": 200, "headers": headers})
+    await send({"type": "http.response.body", "body": content[: len(content) // 2], "more_body": True})
+    raise AbortConnection("truncated_rate fault: connection dropped mid-body")
+
+
+async def _lifespan(receive, send) -> None:  # noqa: ANN001
+    while True:
+        message = await receive()
+        if message["type"] == "lifespan.startup":
+            await send({"type": "lifespan.startup.complete"})
+        elif message["type"] == "lifespan.shutdown":
+            await send({"type": "lifespan.shutdown.complete"})
+            return

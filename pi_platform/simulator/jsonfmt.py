@@ -1,0 +1,128 @@
+"""Fast JSON for value lists: TimedValue objects built as strings from numpy columns.
+
+Serialising a day of 100,000 tags one dict per value would make the simulator the bottleneck of the
+benchmark it serves. orjson formats the timestamp and number columns in C; the rest is one f-string per
+value with precomputed value/flag fragments (~0.3 us per value). Output is byte-for-byte what
+`orjson.dumps` of the equivalent dicts gives, in PI Web API's field order.
+"""
+
+from collections.abc import Callable
+from functools import lru_cache
+
+import numpy as np
+import orjson
+
+from pi_platform.simulator.catalog import DIGITAL_SETS, INTEGER, Point
+from pi_platform.simulator.plant import LABELS, label_indices
+from pi_platform.simulator.values import K_DIGITAL, K_STRING, K_SYSTEM, Block
+
+_TS_OPTS = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NAIVE_UTC | orjson.OPT_UTC_Z
+
+
+def timestamps(ts_us: np.ndarray) -> list[str]:
+    """ISO strings with a Z; whole seconds without a fraction, as PI Web API prints them."""
+    if len(ts_us) == 0:
+        return []
+    raw = orjson.dumps(ts_us.astype("datetime64[us]"), option=_TS_OPTS)
+    return raw.decode()[2:-2].split('","')
+
+
+def format_time_us(ts_us: int) -> str:
+    return timestamps(np.array([ts_us], dtype=np.int64))[0]
+
+
+@lru_cache(maxsize=None)
+def _value_fragments(digital_set: str) -> np.ndarray:
+    """JSON of every label as a value: strings quoted, digital/system states as {Name, Value, IsSystem}."""
+    from pi_platform.simulator.plant import SET_OFFSETS, SYSTEM_LABEL_INDEX
+
+    out = np.array([orjson.dumps(label).decode() for label in LABELS], dtype=object)
+    if digital_set:
+        base = SET_OFFSETS[digital_set]
+        for code, state in enumerate(DIGITAL_SETS[digital_set].states):
+            out[base + code] = orjson.dumps({"Name": state, "Value": code, "IsSystem": False}).decode()
+    for code, index in SYSTEM_LABEL_INDEX.items():
+        out[index] = orjson.dumps({"Name": LABELS[index], "Value": code, "IsSystem": True}).decode()
+    return out
+
+
+@lru_cache(maxsize=256)
+def _suffixes(units: str) -> np.ndarray:
+    """Closing fragment for each combination of (good, questionable, substituted, annotated) bits."""
+    unit_json = orjson.dumps(units).decode()
+    out = []
+    for bits in range(16):
+        flags = [bool(bits & 1), bool(bits & 2), bool(bits & 4), bool(bits & 8)]
+        good, questionable, substituted, annotated = (orjson.dumps(f).decode() for f in flags)
+        out.append(
+            f',"UnitsAbbreviation":{unit_json},"Good":{good},"Questionable":{questionable},'
+            f'"Substituted":{substituted},"Annotated":{annotated}}}'
+        )
+    return np.array(out, dtype=object)
+
+
+def value_fragments(block: Block, point: Point) -> list[str]:
+    """The JSON text of each value's `Value` field."""
+    n = len(block)
+    if n == 0:
+        return []
+    kind = block.kind
+    if point.kind == INTEGER:
+        numbers = np.where(np.isnan(block.num), 0, block.num).astype(np.int64)
+    else:
+        numbers = np.where(np.isnan(block.num), 0.0, block.num)
+    out = np.array(orjson.dumps(numbers, option=orjson.OPT_SERIALIZE_NUMPY).decode()[1:-1].split(","), dtype=object)
+    labelled = (kind == K_DIGITAL) | (kind == K_SYSTEM) | (kind == K_STRING)
+    if labelled.any():
+        out[labelled] = _value_fragments(point.digital_set)[label_indices(block, point)[labelled]]
+    return out.tolist()
+
+
+def flag_bits(block: Block) -> np.ndarray:
+    good = block.kind != K_SYSTEM
+    return (
+        good.astype(np.int64)
+        | (block.questionable.astype(np.int64) << 1)
+        | (block.substituted.astype(np.int64) << 2)
+        | (block.annotated.astype(np.int64) << 3)
+    )
+
+
+def timed_values(
+    block: Block,
+    point: Point,
+    units: str,
+    errors: np.ndarray | None = None,
+    annotations: "Callable[[int, str], list[dict]] | None" = None,
+) -> str:
+    """`[TimedValue, ...]` for the block. `errors` marks values to replace with a per-value Errors item;
+    `annotations(index, timestamp)` gives the `Annotations` of annotated values (associations=Annotations)."""
+    if len(block) == 0:
+        return "[]"
+    stamps = timestamps(block.ts)
+    values = value_fragments(block, point)
+    suffix = _suffixes(units)[flag_bits(block)].tolist()
+    items = [f'{{"Timestamp":"{t}","Value":{v}{s}' for t, v, s in zip(stamps, values, suffix)]
+    if annotations is not None:
+        for i in np.flatnonzero(block.annotated):
+            items[i] = items[i][:-1] + ',"Annotations":' + orjson.dumps(annotations(int(i), stamps[i])).decode() + "}"
+    if errors is not None:
+        for i in np.flatnonzero(errors):
+            items[i] = orjson.dumps(
+                {
+                    "Timestamp": stamps[i],
+                    "Value": None,
+                    "UnitsAbbreviation": units,
+                    "Good": False,
+                    "Questionable": False,
+                    "Substituted": False,
+                    "Annotated": False,
+                    "Errors": [{"FieldName": "Value", "Message": ["Failed to read the value from the data archive."]}],
+                }
+            ).decode()
+    return "[" + ",".join(items) + "]"
+
+
+def timed_value(block: Block, point: Point, units: str) -> str:
+    """A single TimedValue object (block of length 1)."""
+    return timed_values(block, point, units)[1:-1]

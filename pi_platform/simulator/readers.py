@@ -1,0 +1,196 @@
+"""Value reads on top of the plant: recorded with maxCount and boundaries, interpolation, summaries.
+
+Kept apart from the HTTP handlers so channels, batch and tests share one implementation, and so a
+year-long request with maxCount=1000 only generates the days it needs.
+"""
+
+import numpy as np
+
+from pi_platform.simulator.catalog import DIGITAL, INTEGER, STRING, Point
+from pi_platform.simulator.plant import Plant
+from pi_platform.simulator.values import K_NUMBER, K_SYSTEM, NEVER, Block
+
+DAY_US = 86_400_000_000
+CHUNK_US = 7 * DAY_US  # generate long ranges a week at a time so maxCount stops the work early
+LOOKBACK_DAYS = 30
+NO_DATA = 248
+
+
+def recorded(plant: Plant, point: Point, start_us: int, end_us: int, now_us: int, max_count: int) -> Block:
+    """Inside values from start to end (descending if end < start), at most max_count of them."""
+    if end_us >= start_us:
+        blocks, total, t = [], 0, start_us
+        while t <= end_us and t <= now_us and total < max_count:
+            t2 = min(t + CHUNK_US - 1, end_us)
+            block = plant.block(point, t, t2, now_us)
+            blocks.append(block)
+            total += len(block)
+            t = t2 + 1
+        out = Block.concat(blocks) if blocks else plant.block(point, start_us, start_us - 1, now_us)
+        return out.take(slice(0, max_count))
+    blocks, total, t = [], 0, min(start_us, now_us)
+    while t >= end_us and total < max_count:
+        t1 = max(t - CHUNK_US + 1, end_us)
+        block = plant.block(point, t1, t, now_us)
+        blocks.append(block.take(slice(None, None, -1)))
+        total += len(block)
+        t = t1 - 1
+    out = Block.concat(blocks) if blocks else plant.block(point, end_us, end_us - 1, now_us)
+    return out.take(slice(0, max_count))
+
+
+def last_before(plant: Plant, point: Point, t_us: int, now_us: int, inclusive: bool = True) -> Block:
+    """The last value at or before t (or strictly before), searching back up to LOOKBACK_DAYS."""
+    end = min(t_us if inclusive else t_us - 1, now_us)
+    for _ in range(LOOKBACK_DAYS):
+        block = plant.block(point, end - DAY_US + 1, end, now_us)
+        if len(block):
+            return block.take(slice(len(block) - 1, len(block)))
+        end -= DAY_US
+    return plant.block(point, end, end - 1, now_us)
+
+
+def first_after(plant: Plant, point: Point, t_us: int, now_us: int) -> Block:
+    start = t_us + 1
+    while start <= now_us:
+        block = plant.block(point, start, min(start + DAY_US - 1, now_us), now_us)
+        if len(block):
+            return block.take(slice(0, 1))
+        start += DAY_US
+    return plant.block(point, start, start - 1, now_us)
+
+
+def synthetic(ts: np.ndarray, template: Block, index: np.ndarray) -> Block:
+    """A block at new timestamps carrying the values of `template[index]` (interpolation results)."""
+    picked = template.take(index)
+    picked.ts = ts.astype(np.int64)
+    picked.pos = np.zeros(len(ts), dtype=np.int32)
+    picked.substituted = np.zeros(len(ts), dtype=bool)
+    picked.annotated = np.zeros(len(ts), dtype=bool)
+    picked.corr_at = np.full(len(ts), NEVER, dtype=np.int64)
+    return picked
+
+
+def no_data(ts: np.ndarray) -> Block:
+    n = len(ts)
+    return Block(
+        ts.astype(np.int64),
+        np.zeros(n, np.int32),
+        np.full(n, K_SYSTEM, np.uint8),
+        np.full(n, np.nan),
+        np.full(n, NO_DATA, np.int32),
+        np.full(n, -1, np.int32),
+        np.zeros(n, bool),
+        np.zeros(n, bool),
+        np.zeros(n, bool),
+        np.full(n, NEVER, np.int64),
+        np.full(n, np.nan),
+        np.full(n, -1, np.int32),
+        np.full(n, -1, np.int32),
+    )
+
+
+def interpolate(plant: Plant, point: Point, times: np.ndarray, now_us: int) -> Block:
+    """Values at arbitrary times: linear between good numbers, else the previous value (step, states)."""
+    if len(times) == 0:
+        return no_data(times)
+    t0, t1 = int(times.min()), min(int(times.max()), now_us)
+    history = plant.block(point, t0 - DAY_US, min(t1 + DAY_US, now_us), now_us)
+    before = last_before(plant, point, t0 - DAY_US - 1, now_us)
+    history = Block.concat([before, history]) if len(before) else history
+    if len(history) == 0:
+        return no_data(times)
+    prev = np.searchsorted(history.ts, times, side="right") - 1
+    valid = prev >= 0
+    result = synthetic(times, history, np.maximum(prev, 0))
+    linear = point.kind not in (DIGITAL, STRING, INTEGER)
+    if linear:
+        nxt = np.minimum(prev + 1, len(history) - 1)
+        use = (
+            valid
+            & (nxt > prev)
+            & (history.kind[np.maximum(prev, 0)] == K_NUMBER)
+            & (history.kind[nxt] == K_NUMBER)
+            & (history.ts[np.maximum(prev, 0)] < times)
+            & (times <= now_us)
+        )
+        if use.any():
+            p, q = np.maximum(prev, 0)[use], nxt[use]
+            frac = (times[use] - history.ts[p]) / (history.ts[q] - history.ts[p])
+            result.num[use] = history.num[p] + frac * (history.num[q] - history.num[p])
+    if not valid.all():
+        missing = no_data(times[~valid])
+        for name in ("kind", "num", "code", "sidx", "questionable"):
+            getattr(result, name)[~valid] = getattr(missing, name)
+    return result
+
+
+SUMMARY_TYPES = (
+    "Total",
+    "Average",
+    "Minimum",
+    "Maximum",
+    "Range",
+    "StdDev",
+    "PopulationStdDev",
+    "Count",
+    "PercentGood",
+)
+
+
+def summary(
+    plant: Plant, point: Point, start_us: int, end_us: int, now_us: int, types: list[str], time_weighted: bool
+) -> list[tuple[str, int, float | None]]:
+    """[(type, timestamp_us, value or None when not computable)] over [start, end]."""
+    end_us = min(end_us, now_us)
+    block = plant.block(point, start_us, end_us, now_us)
+    good = block.kind == K_NUMBER
+    values, stamps = block.num[good], block.ts[good]
+    duration = max(end_us - start_us, 1)
+    out: list[tuple[str, int, float | None]] = []
+    average: float | None = None
+    good_share = 100.0 * good.sum() / len(block) if len(block) else 0.0
+    if len(values):
+        if time_weighted:
+            edges = interpolate(plant, point, np.array([start_us, end_us], dtype=np.int64), now_us)
+            ts = np.concatenate([[start_us], block.ts, [end_us]])
+            vs = np.concatenate(
+                [[edges.num[0] if edges.kind[0] == K_NUMBER else np.nan], np.where(good, block.num, np.nan), [np.nan]]
+            )
+            widths = np.diff(ts).astype(np.float64)
+            left = vs[:-1]
+            usable = ~np.isnan(left)
+            if point.kind == INTEGER:
+                area = float(np.sum(left[usable] * widths[usable]))
+            else:
+                right = np.where(np.isnan(vs[1:]), left, vs[1:])
+                area = float(np.sum(((left + right) / 2)[usable] * widths[usable]))
+            covered = float(widths[usable].sum())
+            average = area / covered if covered else None
+            good_share = 100.0 * covered / duration
+        else:
+            average = float(values.mean())
+    for kind in types:
+        if kind == "Count":
+            out.append((kind, start_us, float(good.sum())))
+        elif kind == "PercentGood":
+            out.append((kind, start_us, good_share))
+        elif not len(values):
+            out.append((kind, start_us, None))
+        elif kind == "Average":
+            out.append((kind, start_us, average))
+        elif kind == "Total":
+            out.append((kind, start_us, None if average is None else average * duration / DAY_US))
+        elif kind == "Minimum":
+            i = int(np.argmin(values))
+            out.append((kind, int(stamps[i]), float(values[i])))
+        elif kind == "Maximum":
+            i = int(np.argmax(values))
+            out.append((kind, int(stamps[i]), float(values[i])))
+        elif kind == "Range":
+            out.append((kind, start_us, float(values.max() - values.min())))
+        elif kind == "StdDev":
+            out.append((kind, start_us, float(values.std(ddof=1)) if len(values) > 1 else 0.0))
+        elif kind == "PopulationStdDev":
+            out.append((kind, start_us, float(values.std())))
+    return out

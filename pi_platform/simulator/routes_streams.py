@@ -1,0 +1,313 @@
+"""streams/{webId}/... and streamsets/... value endpoints.
+
+Bodies are assembled as JSON text around the fast value serialiser (jsonfmt), since value lists are
+where the bytes are.
+"""
+
+import numpy as np
+import orjson
+
+from pi_platform.pitime import parse_time
+from pi_platform.simulator import jsonfmt, readers
+from pi_platform.simulator.api import ApiError, Ctx, Reply, Router
+from pi_platform.simulator.catalog import (
+    INTEGER,
+    NUMERIC,
+    Element,
+    stable_guid,
+    wildcard,
+)
+from pi_platform.simulator.plant import Stream
+from pi_platform.simulator.values import Block
+
+WEB_EXCEPTION = {"Errors": ["An error has occurred."], "StatusCode": 500}
+
+
+def _json(value: object) -> str:
+    return orjson.dumps(value).decode()
+
+
+def _read_recorded(ctx: Ctx, stream: Stream, max_count: int) -> Block:
+    plant, point = ctx.plant, stream.point
+    start = ctx.time_us("startTime", "*-1d")
+    end = ctx.time_us("endTime", "*")
+    now = plant.clock.now_us()
+    boundary = (ctx.get("boundaryType") or "Inside").lower()
+    if boundary not in ("inside", "outside", "interpolated"):
+        raise ApiError(400, f"The value '{ctx.get('boundaryType')}' is not valid for boundaryType.")
+    if ctx.get("filterExpression"):
+        raise ApiError(409, "The supplied filter expression is not supported by this server.")
+    block = readers.recorded(plant, point, start, end, now, max_count)
+    if boundary == "inside":
+        return block
+    lo, hi = min(start, end), max(start, end)
+    if boundary == "outside":
+        before = readers.last_before(plant, point, lo, now, inclusive=False)
+        after = readers.first_after(plant, point, hi, now)
+    else:
+        edges = readers.interpolate(plant, point, np.array([lo, min(hi, now)], dtype=np.int64), now)
+        before, after = edges.take(slice(0, 1)), edges.take(slice(1, 2))
+    if end < start:
+        before, after = after, before
+    return Block.concat([before, block, after]).take(slice(0, max_count))
+
+
+def _values_text(ctx: Ctx, stream: Stream, block: Block) -> tuple[str, bool]:
+    """TimedValue list text with value faults applied; second item says whether to add a WebException."""
+    faults = ctx.faults
+    broken = faults.roll(faults.faults.web_exception_rate)
+    if broken:
+        block = block.take(slice(0, len(block) // 2))
+    errors = None
+    spoiled = faults.mask(len(block), faults.faults.value_error_rate)
+    if spoiled:
+        errors = np.zeros(len(block), dtype=bool)
+        errors[spoiled] = True
+    notes = None
+    if "annotations" in (ctx.get("associations") or "").lower():
+        notes = _annotation_maker(ctx, stream, block)
+    return jsonfmt.timed_values(block, stream.point, stream.units, errors, notes), broken
+
+
+def _annotation_maker(ctx: Ctx, stream: Stream, block: Block):  # noqa: ANN202
+    """Deterministic StreamAnnotation objects for annotated values (same text every time they are read)."""
+    seed = ctx.plant.seed
+
+    def make(index: int, stamp: str) -> list[dict]:
+        ts, pos = int(block.ts[index]), int(block.pos[index])
+        guid = stable_guid(seed, "value-annotation", stream.point.index, ts, pos)
+        return [
+            {
+                "Id": str(guid),
+                "Name": "",
+                "Description": "",
+                "Value": f"Operator comment on {stream.point.name}",
+                "Creator": "PISIM\\operator1",
+                "CreationDate": stamp,
+                "Modifier": "PISIM\\operator1",
+                "ModifyDate": stamp,
+            }
+        ]
+
+    return make
+
+
+def stream_recorded(ctx: Ctx, web_id: str) -> Reply:
+    stream = ctx.stream(web_id)
+    block = _read_recorded(ctx, stream, ctx.max_count())
+    text, broken = _values_text(ctx, stream, block)
+    tail = f',"WebException":{_json(WEB_EXCEPTION)}' if broken else ""
+    body = f'{{"Links":{{}},"Items":{text},"UnitsAbbreviation":{_json(stream.units)}{tail}}}'
+    return Reply(body=body.encode(), values=len(block))
+
+
+def _end_block(ctx: Ctx, stream: Stream) -> Block:
+    now = ctx.plant.clock.now_us()
+    block = readers.last_before(ctx.plant, stream.point, now, now)
+    return block if len(block) else readers.no_data(np.array([now], dtype=np.int64))
+
+
+def _value_block(ctx: Ctx, stream: Stream) -> Block:
+    if ctx.get("time") is None:
+        return _end_block(ctx, stream)
+    at = ctx.time_us("time", "*")
+    return readers.interpolate(ctx.plant, stream.point, np.array([at], dtype=np.int64), ctx.plant.clock.now_us())
+
+
+def stream_end(ctx: Ctx, web_id: str) -> Reply:
+    stream = ctx.stream(web_id)
+    return Reply(body=jsonfmt.timed_value(_end_block(ctx, stream), stream.point, stream.units).encode(), values=1)
+
+
+def stream_value(ctx: Ctx, web_id: str) -> Reply:
+    stream = ctx.stream(web_id)
+    return Reply(body=jsonfmt.timed_value(_value_block(ctx, stream), stream.point, stream.units).encode(), values=1)
+
+
+def _interpolated_block(ctx: Ctx, stream: Stream) -> Block:
+    start = ctx.time_us("startTime", "*-1d")
+    end = ctx.time_us("endTime", "*")
+    interval = ctx.get("interval") or "1h"
+    try:
+        step_us = int(
+            (parse_time(f"2000-01-01T00:00:00Z+{interval}") - parse_time("2000-01-01T00:00:00Z")).total_seconds() * 1e6
+        )
+    except ValueError:
+        raise ApiError(400, f"The value '{interval}' is not valid for interval.") from None
+    if step_us <= 0:
+        raise ApiError(400, f"The value '{interval}' is not valid for interval.")
+    count = (end - start) // step_us + 1 if end >= start else 0
+    if count > ctx.config.max_returned_items:
+        raise ApiError(
+            400,
+            f"The number of values requested is greater than the maximum allowed ({ctx.config.max_returned_items}).",
+        )
+    times = start + np.arange(max(count, 0), dtype=np.int64) * step_us
+    return readers.interpolate(ctx.plant, stream.point, times, ctx.plant.clock.now_us())
+
+
+def stream_interpolated(ctx: Ctx, web_id: str) -> Reply:
+    stream = ctx.stream(web_id)
+    block = _interpolated_block(ctx, stream)
+    text = jsonfmt.timed_values(block, stream.point, stream.units)
+    return Reply(
+        body=f'{{"Links":{{}},"Items":{text},"UnitsAbbreviation":{_json(stream.units)}}}'.encode(), values=len(block)
+    )
+
+
+def stream_summary(ctx: Ctx, web_id: str) -> Reply:
+    stream = ctx.stream(web_id)
+    types = ctx.getall("summaryType") or ["Total"]
+    expanded: list[str] = []
+    for t in types:
+        for part in t.split(","):
+            part = part.strip()
+            match = next((s for s in readers.SUMMARY_TYPES if s.lower() == part.lower()), None)
+            if part.lower() == "all":
+                expanded.extend(readers.SUMMARY_TYPES)
+            elif match is None:
+                raise ApiError(400, f"The value '{part}' is not valid for summaryType.")
+            else:
+                expanded.append(match)
+    if stream.point.kind not in (NUMERIC, INTEGER) and any(t != "Count" for t in expanded):
+        raise ApiError(409, "Count is the only summary type supported on non-numeric streams.")
+    basis = (ctx.get("calculationBasis") or "TimeWeighted").lower()
+    start, end = ctx.time_us("startTime", "*-1d"), ctx.time_us("endTime", "*")
+    rows = readers.summary(
+        ctx.plant, stream.point, start, end, ctx.plant.clock.now_us(), expanded, time_weighted=basis.startswith("time")
+    )
+    stamps = jsonfmt.timestamps(np.array([r[1] for r in rows], dtype=np.int64))
+    items = []
+    for (kind, _, value), stamp in zip(rows, stamps):
+        good = value is not None
+        shown = value if good else {"Name": "Calc Failed", "Value": 249, "IsSystem": True}
+        items.append(
+            {
+                "Type": kind,
+                "Value": {
+                    "Timestamp": stamp,
+                    "Value": shown,
+                    "UnitsAbbreviation": stream.units,
+                    "Good": good,
+                    "Questionable": False,
+                    "Substituted": False,
+                    "Annotated": False,
+                },
+            }
+        )
+    return Reply(body={"Links": {}, "Items": items})
+
+
+# ---- stream sets ------------------------------------------------------------------------------------------
+def _adhoc_streams(ctx: Ctx) -> list[Stream]:
+    web_ids = ctx.getall("webId")
+    if not web_ids:
+        raise ApiError(400, "The webId parameter is required.")
+    return [ctx.stream(w) for w in web_ids]
+
+
+def element_streams(ctx: Ctx, web_id: str) -> list[Stream]:
+    element: Element = ctx.lookup(web_id, Element)  # type: ignore[assignment]
+    elements = [element]
+    if ctx.bool("searchFullHierarchy", False):
+        stack = list(element.children)
+        while stack:
+            e = stack.pop(0)
+            elements.append(e)
+            stack[:0] = e.children
+    name = wildcard(ctx.get("nameFilter"))
+    category = (ctx.get("categoryName") or "").upper()
+    streams = []
+    for e in elements:
+        for a in e.attributes:
+            if a.point is None or (name is not None and not name.match(a.name)):
+                continue
+            if category and category not in (c.upper() for c in a.categories):
+                continue
+            streams.append(Stream(a.web_id, a.point, a))
+    return streams
+
+
+def _stream_header(ctx: Ctx, stream: Stream) -> str:
+    return (
+        f'{{"WebId":{_json(ctx.emit(stream.canonical_web_id))},"Name":{_json(stream.name)},'
+        f'"Path":{_json(stream.path)},"Links":{{}}'
+    )
+
+
+def _streamset_recorded(ctx: Ctx, streams: list[Stream]) -> Reply:
+    max_count = ctx.max_count()
+    pieces, total = ['{"Links":{},"Items":['], 0
+    for i, stream in enumerate(streams):
+        block = _read_recorded(ctx, stream, max_count)
+        text, broken = _values_text(ctx, stream, block)
+        tail = f',"WebException":{_json(WEB_EXCEPTION)}' if broken else ""
+        pieces += [
+            "," if i else "",
+            _stream_header(ctx, stream),
+            ',"Items":',
+            text,
+            f',"UnitsAbbreviation":{_json(stream.units)}{tail}}}',
+        ]
+        total += len(block)
+    pieces.append("]}")
+    return Reply(body="".join(pieces).encode(), values=total)
+
+
+def _streamset_single(ctx: Ctx, streams: list[Stream], reader, as_items: bool) -> Reply:  # noqa: ANN001
+    parts = []
+    for stream in streams:
+        value = jsonfmt.timed_value(reader(ctx, stream), stream.point, stream.units)
+        field = f'"Items":[{value}],"UnitsAbbreviation":{_json(stream.units)}' if as_items else f'"Value":{value}'
+        parts.append(f"{_stream_header(ctx, stream)},{field}}}")
+    return Reply(body=('{"Links":{},"Items":[' + ",".join(parts) + "]}").encode(), values=len(streams))
+
+
+def streamset_recorded(ctx: Ctx) -> Reply:
+    return _streamset_recorded(ctx, _adhoc_streams(ctx))
+
+
+def streamset_recorded_element(ctx: Ctx, web_id: str) -> Reply:
+    return _streamset_recorded(ctx, element_streams(ctx, web_id))
+
+
+def streamset_end(ctx: Ctx) -> Reply:
+    return _streamset_single(ctx, _adhoc_streams(ctx), _end_block, as_items=True)
+
+
+def streamset_end_element(ctx: Ctx, web_id: str) -> Reply:
+    return _streamset_single(ctx, element_streams(ctx, web_id), _end_block, as_items=True)
+
+
+def streamset_value(ctx: Ctx) -> Reply:
+    return _streamset_single(ctx, _adhoc_streams(ctx), _value_block, as_items=False)
+
+
+def streamset_value_element(ctx: Ctx, web_id: str) -> Reply:
+    return _streamset_single(ctx, element_streams(ctx, web_id), _value_block, as_items=False)
+
+
+def streamset_interpolated(ctx: Ctx) -> Reply:
+    parts, total = [], 0
+    for stream in _adhoc_streams(ctx):
+        block = _interpolated_block(ctx, stream)
+        text = jsonfmt.timed_values(block, stream.point, stream.units)
+        parts.append(f'{_stream_header(ctx, stream)},"Items":{text},"UnitsAbbreviation":{_json(stream.units)}}}')
+        total += len(block)
+    return Reply(body=('{"Links":{},"Items":[' + ",".join(parts) + "]}").encode(), values=total)
+
+
+def register(router: Router) -> None:
+    add = router.add
+    add("GET", "streams/{web_id}/recorded", stream_recorded)
+    add("GET", "streams/{web_id}/value", stream_value)
+    add("GET", "streams/{web_id}/end", stream_end)
+    add("GET", "streams/{web_id}/interpolated", stream_interpolated)
+    add("GET", "streams/{web_id}/summary", stream_summary)
+    add("GET", "streamsets/recorded", streamset_recorded)
+    add("GET", "streamsets/end", streamset_end)
+    add("GET", "streamsets/value", streamset_value)
+    add("GET", "streamsets/interpolated", streamset_interpolated)
+    add("GET", "streamsets/{web_id}/recorded", streamset_recorded_element)
+    add("GET", "streamsets/{web_id}/end", streamset_end_element)
+    add("GET", "streamsets/{web_id}/value", streamset_value_element)

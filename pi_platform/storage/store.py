@@ -1,0 +1,242 @@
+"""DeltaStore: the few write and read patterns the platform needs, each idempotent by construction.
+
+Why not dagster-deltalake's IO manager: its partitioned overwrite uses the first day of a run's window as
+the predicate, so a single-run multi-day backfill fails (see docs/dagster-notes, "IO-manager bug"). Here
+every write names exactly what it replaces or how it de-duplicates:
+
+- `overwrite_range`: replace the rows of a date range in one commit (daily partitions, reruns, backfills).
+- `upsert`: merge on key columns (event frames stay updated while open, never duplicated).
+- `append_once`: append guarded by a Delta application transaction (exactly-once micro-batches).
+- `maintain`: compact small files and vacuum old versions.
+
+The root is a local directory or an object-store URI (`s3://bucket/prefix`) with delta-rs storage options.
+"""
+
+import re
+import time
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.dataset as ds
+from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
+from deltalake.exceptions import CommitFailedError, TableNotFoundError
+
+from pi_platform.errors import PlatformError
+
+Data = pa.Table | pa.RecordBatchReader | pd.DataFrame
+
+# Concurrent writers (several backfill runs merging into one table) lose the optimistic-commit race now and
+# then; the operation itself is idempotent, so re-running it is the correct answer.
+_COMMIT_ATTEMPTS = 5
+
+
+class StorageError(PlatformError):
+    """A Delta table cannot be read or written (bad root, missing credentials, conflicting schema)."""
+
+
+@dataclass(frozen=True)
+class TableInfo:
+    """What the UI shows about a table after a write."""
+
+    table: str
+    uri: str
+    version: int
+    num_files: int
+    size_bytes: int
+
+
+@dataclass(frozen=True)
+class DeltaStore:
+    """A directory (or bucket prefix) of Delta tables, one sub-directory per table name."""
+
+    root: str
+    storage_options: Mapping[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not self.root:
+            raise StorageError("Delta root is empty: set PI_DELTA_ROOT to a directory or an s3:// URI")
+        if not _is_uri(self.root):
+            object.__setattr__(self, "root", str(Path(self.root).expanduser().resolve()))
+
+    def __repr__(self) -> str:  # storage options hold credentials: never print them
+        return f"DeltaStore(root={self.root!r}, storage_options=<{len(self.storage_options)} keys>)"
+
+    # ------------------------------------------------------------------ locations and reads
+    def uri(self, table: str) -> str:
+        return f"{self.root.rstrip('/')}/{table}"
+
+    def _options(self) -> dict[str, str] | None:
+        return dict(self.storage_options) or None
+
+    def exists(self, table: str) -> bool:
+        with self._errors(table, "open"):
+            return DeltaTable.is_deltatable(self.uri(table), storage_options=self._options())
+
+    def table(self, table: str, version: int | None = None) -> DeltaTable:
+        try:
+            with self._errors(table, "open"):
+                return DeltaTable(self.uri(table), version=version, storage_options=self._options())
+        except TableNotFoundError as exc:
+            raise StorageError(f"Delta table {table!r} does not exist under {self.root}: materialise it first") from exc
+
+    @contextmanager
+    def _errors(self, table: str, action: str) -> Iterator[None]:
+        """Object-store failures (missing bucket, bad credentials, unreachable endpoint) as one line."""
+        try:
+            yield
+        except TableNotFoundError:
+            raise
+        except OSError as exc:
+            raise StorageError(
+                f"cannot {action} Delta table {table!r} under {self.root}: {_short(exc)}; "
+                "check PI_DELTA_ROOT and PI_DELTA_STORAGE_OPTIONS"
+            ) from None
+
+    def read(self, table: str, *, filter: ds.Expression | None = None, columns: list[str] | None = None) -> pa.Table:
+        """Arrow table of the rows matching `filter` (partition pruning and file statistics apply)."""
+        return self.table(table).to_pyarrow_dataset().to_table(filter=filter, columns=columns)
+
+    def read_range(
+        self, table: str, partition_column: str, start: date, end: date, *, columns: list[str] | None = None
+    ) -> pa.Table:
+        """Rows whose partition date is in [start, end); empty (with the table's schema) if nothing is there."""
+        column = ds.field(partition_column)
+        return self.read(table, filter=(column >= pa.scalar(start)) & (column < pa.scalar(end)), columns=columns)
+
+    def info(self, table: str) -> TableInfo:
+        dt = self.table(table)
+        actions = pa.table(dt.get_add_actions(flatten=True))
+        size = pc.sum(actions["size_bytes"]).as_py() if actions.num_rows else 0
+        return TableInfo(table, self.uri(table), dt.version(), actions.num_rows, int(size or 0))
+
+    # ------------------------------------------------------------------ writes
+    def overwrite_range(
+        self,
+        table: str,
+        data: Data,
+        *,
+        partition_column: str,
+        start: date,
+        end: date,
+        partition_by: list[str] | None = None,
+        where: Mapping[str, str] | None = None,
+    ) -> TableInfo:
+        """Atomically replace every row with `start <= partition_column < end` (and `where` equalities) by `data`.
+
+        One commit for any number of days, so a single-run backfill and N daily runs leave the same table,
+        and a rerun replaces rather than adds. `data` rows outside the range make delta-rs reject the commit.
+        An empty `data` deletes the range. A RecordBatchReader is consumed streaming (bounded memory).
+        """
+        predicate = f"{partition_column} >= '{start.isoformat()}' AND {partition_column} < '{end.isoformat()}'"
+        for column, value in (where or {}).items():
+            predicate += f" AND {column} = '{_sql_literal(value)}'"
+        arrow = _arrow(data)
+        if not self.exists(table):
+            # delta-rs needs an existing table for a predicate overwrite; the range is empty anyway.
+            return self._write(table, arrow, mode="overwrite", partition_by=partition_by or [partition_column])
+        return self._write(table, arrow, mode="overwrite", predicate=predicate, partition_by=partition_by or [partition_column])
+
+    def upsert(self, table: str, data: Data, *, keys: Iterable[str], partition_by: list[str] | None = None) -> TableInfo:
+        """Insert new rows, update rows whose keys exist (all columns), in one merge commit."""
+        source = _arrow(data)
+        if isinstance(source, pa.RecordBatchReader):
+            source = source.read_all()
+        if not self.exists(table):
+            return self._write(table, source, mode="append", partition_by=partition_by)
+        predicate = " AND ".join(f"t.{k} = s.{k}" for k in keys)
+        for attempt in range(_COMMIT_ATTEMPTS):
+            try:
+                with self._errors(table, "merge into"):
+                    (
+                        self.table(table)
+                        .merge(source, predicate=predicate, source_alias="s", target_alias="t")
+                        .when_matched_update_all()
+                        .when_not_matched_insert_all()
+                        .execute()
+                    )
+                return self.info(table)
+            except CommitFailedError:
+                if attempt == _COMMIT_ATTEMPTS - 1:
+                    raise
+                time.sleep(0.2 * (attempt + 1))
+        raise AssertionError("unreachable")
+
+    def append_once(
+        self, table: str, data: Data, *, app_id: str, version: int, partition_by: list[str] | None = None
+    ) -> TableInfo | None:
+        """Append `data` unless this table already holds batch `version` of writer `app_id`.
+
+        The batch number is committed in the same Delta transaction as the rows (an application
+        transaction), so a writer that crashes after the commit and retries the batch cannot double it.
+        Versions must grow per app_id. Returns None when the batch was already committed.
+        """
+        if self.exists(table):
+            committed = self.table(table).transaction_version(app_id)
+            if committed is not None and committed >= version:
+                return None
+        properties = CommitProperties(app_transactions=[Transaction(app_id=app_id, version=version)])
+        return self._write(table, _arrow(data), mode="append", partition_by=partition_by, commit_properties=properties)
+
+    def committed_version(self, table: str, app_id: str) -> int | None:
+        """Last batch version `app_id` committed to `table` (None: never, or no table yet)."""
+        return self.table(table).transaction_version(app_id) if self.exists(table) else None
+
+    def maintain(self, table: str, *, retention_hours: int = 168) -> dict[str, Any]:
+        """Compact small files, then vacuum files older than the retention that no live version needs."""
+        dt = self.table(table)
+        compacted = dt.optimize.compact()
+        removed = dt.vacuum(retention_hours=retention_hours, dry_run=False, enforce_retention_duration=False)
+        return {
+            "files_added": int(compacted.get("numFilesAdded", 0)),
+            "files_removed": int(compacted.get("numFilesRemoved", 0)),
+            "files_vacuumed": len(removed),
+            "version": self.table(table).version(),
+        }
+
+    def _write(self, table: str, data: pa.Table | pa.RecordBatchReader, *, mode: str, **kwargs: Any) -> TableInfo:
+        retriable = not isinstance(data, pa.RecordBatchReader)  # a consumed stream cannot be replayed
+        for attempt in range(_COMMIT_ATTEMPTS):
+            try:
+                with self._errors(table, "write"):
+                    write_deltalake(self.uri(table), data, mode=mode, storage_options=self._options(), **kwargs)
+                return self.info(table)
+            except CommitFailedError:
+                if not retriable or attempt == _COMMIT_ATTEMPTS - 1:
+                    raise
+                time.sleep(0.2 * (attempt + 1))
+        raise AssertionError("unreachable")
+
+
+def _is_uri(root: str) -> bool:
+    return "://" in root
+
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+_S3_ERROR = re.compile(r"<Code>([^<]*)</Code>\s*<Message>([^<]*)</Message>")
+
+
+def _short(exc: BaseException) -> str:
+    """The useful part of a delta-rs/object_store error chain: the S3 error code and message if there is
+    one, else the innermost line."""
+    text = _ANSI.sub("", str(exc))
+    if match := _S3_ERROR.search(text):
+        return f"{match.group(1)}: {match.group(2)}"
+    lines = [line.strip(" ↳") for line in text.splitlines() if line.strip(" ↳")]
+    return lines[-1] if lines else type(exc).__name__
+
+
+def _sql_literal(value: str) -> str:
+    return value.replace("'", "''")
+
+
+def _arrow(data: Data) -> pa.Table | pa.RecordBatchReader:
+    if isinstance(data, pd.DataFrame):
+        return pa.Table.from_pandas(data, preserve_index=False)
+    return data

@@ -1,0 +1,200 @@
+"""`pi-platform bench stream`: how fast the collector commits values to Delta, and how late they land.
+
+Three measurements, because the simulator cannot produce 100,000 values/s on two cores next to the collector:
+
+- **pipeline**: the collector's full path (WAL append + fsync, parse, reconcile, pandera, Delta commit) fed
+  with pre-built channel messages from 4 concurrent "sockets" as fast as back-pressure lets it: sustained
+  values/s into Delta.
+- **paced**: the same path fed at a fixed rate (default 10,000 values/s) with values stamped at emission:
+  the collector's own latency p50/p99 from value timestamp to Delta commit.
+- **live**: the simulator in its own process pushes `tags x values_per_minute` over real channels; end-to-end
+  latency is commit time minus each value's own PI timestamp (so it includes the server's poll interval,
+  as it would with a real PI Web API), reported as p50/p99 with the committed rate.
+"""
+
+import asyncio
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import orjson
+
+from pi_platform.bench.machine import machine_info
+from pi_platform.bench.procstat import pid_cpu, self_cpu, self_peak_rss_bytes
+from pi_platform.bench.simproc import SimulatorProcess, SimulatorSpec
+from pi_platform.client import PIWebAPIConfig
+from pi_platform.streaming.channel import ChannelOptions
+from pi_platform.streaming.collector import Collector, CollectorConfig
+from pi_platform.streaming.state import write_subscription
+
+_HOUR_PLACEHOLDER = b"2020-01-01T00"
+
+
+def _templates(streams: int, values_per_stream: int, count: int) -> list[bytes]:
+    """Channel messages (streamsets shape) whose hour prefix is rewritten per replay, so every replay is new data."""
+    out = []
+    for t in range(count):
+        items = []
+        for s in range(streams):
+            values = [
+                {"Timestamp": f"2020-01-01T00:{(t * values_per_stream + i) // 60 % 60:02d}:"
+                              f"{(t * values_per_stream + i) % 60:02d}.{s:06d}Z",
+                 "Value": float(s + i) / 7.0, "UnitsAbbreviation": "", "Good": True, "Questionable": False,
+                 "Substituted": False, "Annotated": False}
+                for i in range(values_per_stream)
+            ]
+            items.append({"WebId": f"BENCH{s:06d}", "Name": f"BENCH.{s:06d}", "Path": "", "Links": {},
+                          "Items": values, "UnitsAbbreviation": ""})
+        out.append(orjson.dumps({"Links": {}, "Items": items}))
+    return out
+
+
+async def _start(config: CollectorConfig) -> tuple[Collector, asyncio.Event, asyncio.Task[None]]:
+    write_subscription(config.state_dir, [])
+    collector = Collector(config, PIWebAPIConfig(url="http://127.0.0.1:9/piwebapi"))  # PI is never contacted
+    stop = asyncio.Event()
+    task = asyncio.create_task(collector.run(stop))
+    await collector.ready.wait()
+    return collector, stop, task
+
+
+async def _pipeline(work: Path, seconds: float, streams: int, values_per_stream: int, feeders: int = 4) -> dict:
+    """Unpaced: as many values as the collector accepts (WAL back-pressure), from `feeders` concurrent sockets."""
+    templates = _templates(streams, values_per_stream, count=3600 // values_per_stream // 6)
+    config = CollectorConfig(state_dir=work / "pipeline-state", delta_root=str(work / "pipeline-lake"), name="bench")
+    collector, stop, task = await _start(config)
+    fed = 0
+    started = time.perf_counter()
+    cpu0 = self_cpu()
+
+    async def feed(feeder: int) -> None:
+        """One socket: its own streams, hours in increasing order (so nothing is late)."""
+        nonlocal fed
+        hour = 0
+        own = f'"WebId":"F{feeder}BENCH'.encode()
+        while time.perf_counter() - started < seconds:
+            prefix = f"20{10 + hour // 8760:02d}-{1 + hour // 672 % 12:02d}-{1 + hour // 24 % 28:02d}T{hour % 24:02d}".encode()
+            for template in templates:
+                payload = template.replace(_HOUR_PLACEHOLDER, prefix).replace(b'"WebId":"BENCH', own)
+                await collector._on_message(f"bench#{feeder}", payload)  # noqa: SLF001 - the sockets' entry point
+                fed += streams * values_per_stream
+            hour += 1
+
+    await asyncio.gather(*(feed(i) for i in range(feeders)))
+    stop.set()
+    await task
+    wall = time.perf_counter() - started
+    committed = collector.metrics.total_rows
+    return {
+        "values_fed": fed,
+        "values_committed": committed,
+        "complete": committed == fed,
+        "commits": collector._commits,  # noqa: SLF001
+        "wall_s": round(wall, 2),
+        "values_per_s": round(committed / wall),
+        "cpu_s": round((self_cpu() - cpu0).total_s, 2),
+    }
+
+
+async def _paced(work: Path, seconds: float, rate: int, streams: int, tick_s: float = 0.1) -> dict:
+    """Paced at `rate` values/s, each value stamped with its emission time: the collector's own latency."""
+    config = CollectorConfig(state_dir=work / "paced-state", delta_root=str(work / "paced-lake"), name="bench-paced",
+                             batch_max_age_s=0.25)
+    collector, stop, task = await _start(config)
+    collector.metrics.all_latencies = []
+    per_tick = max(1, round(rate * tick_s / streams))
+    names = [f"BENCH{s:06d}" for s in range(streams)]
+    started = time.perf_counter()
+    cpu0 = self_cpu()
+    ticks = 0
+    while time.perf_counter() - started < seconds:
+        now_us = time.time_ns() // 1000
+        stamps = np.datetime_as_string(np.array([now_us - k for k in range(per_tick)], dtype="datetime64[us]"))
+        items = [{"WebId": name, "Name": name, "Links": {}, "UnitsAbbreviation": "",
+                  "Items": [{"Timestamp": f"{t}Z", "Value": float(k), "Good": True, "Questionable": False,
+                             "Substituted": False, "Annotated": False} for k, t in enumerate(stamps)]}
+                 for name in names]
+        await collector._on_message("bench#1", orjson.dumps({"Links": {}, "Items": items}))  # noqa: SLF001
+        ticks += 1
+        await asyncio.sleep(max(0.0, started + ticks * tick_s - time.perf_counter()))
+    stop.set()
+    await task
+    latencies = np.concatenate(collector.metrics.all_latencies or [np.zeros(0)])
+    return {
+        "target_values_per_s": rate,
+        "values_per_s": round(collector.metrics.total_rows / (time.perf_counter() - started)),
+        "latency_p50_s": round(float(np.percentile(latencies, 50)), 3),
+        "latency_p99_s": round(float(np.percentile(latencies, 99)), 3),
+        "latency_max_s": round(float(latencies.max()), 3),
+        "samples": int(len(latencies)),
+        "cpu_s": round((self_cpu() - cpu0).total_s, 2),
+    }
+
+
+async def _live(work: Path, sim_url: str, web_ids: list[str], seconds: float, warmup_s: float) -> dict:
+    config = CollectorConfig(state_dir=work / "live-state", delta_root=str(work / "live-lake"), name="bench-live",
+                             batch_max_age_s=0.25, channel=ChannelOptions(heartbeat_rate=2))
+    write_subscription(config.state_dir, web_ids)
+    collector = Collector(config, PIWebAPIConfig(url=sim_url, max_requests_per_second=None))
+    stop = asyncio.Event()
+    task = asyncio.create_task(collector.run(stop))
+    await asyncio.sleep(warmup_s)  # subscription, channels open, the initial backfill committed
+    collector.metrics.all_latencies = []
+    rows0, cpu0, t0 = collector.metrics.total_rows, self_cpu(), time.perf_counter()
+    await asyncio.sleep(seconds)
+    latencies = np.concatenate(collector.metrics.all_latencies or [np.zeros(0)])
+    rows, wall = collector.metrics.total_rows - rows0, time.perf_counter() - t0
+    cpu = (self_cpu() - cpu0).total_s
+    connections = collector.status()["subscription"]["connections"]
+    stop.set()
+    await task
+    return {
+        "streams": len(web_ids),
+        "values_per_s": round(rows / wall),
+        "latency_p50_s": round(float(np.percentile(latencies, 50)), 3) if len(latencies) else None,
+        "latency_p99_s": round(float(np.percentile(latencies, 99)), 3) if len(latencies) else None,
+        "latency_max_s": round(float(latencies.max()), 3) if len(latencies) else None,
+        "samples": int(len(latencies)),
+        "collector_cpu_s": round(cpu, 2),
+        "window_s": round(wall, 1),
+        "connections": connections,
+    }
+
+
+def run_benchmark(*, pipeline_seconds: float = 20.0, pipeline_streams: int = 1000, values_per_stream: int = 10,
+                  paced_rate: int = 10_000, paced_seconds: float = 20.0, live_tags: int = 200,
+                  live_values_per_minute: float = 300.0, live_seconds: float = 20.0, warmup_s: float = 8.0,
+                  work_dir: str | None = None) -> dict:
+    """All three measurements; returns the JSON report `pi-platform bench stream` writes.
+
+    The live rate defaults to what the simulator sustains on two cores beside the collector: its channels
+    re-derive a 10-minute correction window every poll, so their cost grows with rate x 600 s.
+    """
+    work = Path(tempfile.mkdtemp(prefix="pi-bench-stream-", dir=work_dir))
+    try:
+        pipeline = asyncio.run(_pipeline(work, pipeline_seconds, pipeline_streams, values_per_stream))
+        paced = asyncio.run(_paced(work, paced_seconds, paced_rate, pipeline_streams))
+        spec = SimulatorSpec(n_tags=live_tags, values_per_minute=live_values_per_minute)
+        with SimulatorProcess(spec) as sim:
+            from pi_platform.simulator.plant import Plant
+
+            plant = Plant(n_tags=live_tags, values_per_minute=live_values_per_minute, edge_tags=False,
+                          event_frames=False)  # same seed as the simulator process: same WebIds
+            web_ids = [p.web_id for p in plant.points]
+            sim_cpu0 = pid_cpu(sim.pid)
+            live = asyncio.run(_live(work, sim.base_url, web_ids, live_seconds, warmup_s))
+            sim_cpu1 = pid_cpu(sim.pid)
+        live["target_values_per_s"] = round(live_tags * live_values_per_minute / 60)
+        live["simulator_cpu_s"] = None if sim_cpu0 is None or sim_cpu1 is None else round((sim_cpu1 - sim_cpu0).total_s, 2)
+        return {
+            "benchmark": "stream",
+            "machine": machine_info(),
+            "pipeline": pipeline,
+            "paced": paced,
+            "live": live,
+            "peak_rss_bytes": self_peak_rss_bytes(),
+        }
+    finally:
+        shutil.rmtree(work, ignore_errors=True)

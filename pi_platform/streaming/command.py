@@ -1,0 +1,141 @@
+"""`pi-platform stream`: run the collector, or show what a running collector is doing (`--status`).
+
+The PI Web API connection comes from `PI_WEBAPI_*` variables (or `--url`), the lake from `PI_DELTA_ROOT`
+(or `--delta-root`), the state directory from `PI_STREAM_STATE_DIR` (or `--state-dir`). The subscription
+is the state directory's subscription.json (written by the Dagster sensor), seeded from `--web-id` /
+`--tag` when the file does not exist yet.
+"""
+
+import argparse
+import asyncio
+import logging
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+
+from pi_platform.client import PIWebAPIConfig
+from pi_platform.errors import ConfigError
+from pi_platform.streaming.channel import ChannelOptions
+from pi_platform.streaming.collector import Collector, CollectorConfig
+from pi_platform.streaming.state import read_status
+
+DEFAULT_STATE_DIR = ".pi_platform/stream"
+DEFAULT_DELTA_ROOT = ".pi_platform/lake"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--status", action="store_true", help="print the running collector's status and exit")
+    parser.add_argument("--json", action="store_true", help="with --status: print the raw status JSON")
+    parser.add_argument("--state-dir", default=os.environ.get("PI_STREAM_STATE_DIR", DEFAULT_STATE_DIR),
+                        help="WAL, status and subscription files (env PI_STREAM_STATE_DIR)")
+    parser.add_argument("--delta-root", default=os.environ.get("PI_DELTA_ROOT", DEFAULT_DELTA_ROOT),
+                        help="Delta lake root holding stream_values (env PI_DELTA_ROOT)")
+    parser.add_argument("--url", help="PI Web API base URL (env PI_WEBAPI_URL)")
+    parser.add_argument("--name", default="collector", help="collector name: its Delta application id")
+    parser.add_argument("--web-id", action="append", default=[], help="stream WebId to subscribe (repeatable)")
+    parser.add_argument("--tag", action="append", default=[], help="PI point name to subscribe (repeatable)")
+    parser.add_argument("--start", default="*", help="where never-committed streams start (PI time, default *)")
+    parser.add_argument("--batch-age", type=float, default=1.0, help="seconds a micro-batch may wait (default 1)")
+    parser.add_argument("--batch-bytes", type=int, default=16 << 20, help="raw JSON bytes per micro-batch")
+    parser.add_argument("--buffer-bytes", type=int, default=256 << 20, help="in-memory buffer before back-pressure")
+    parser.add_argument("--heartbeat-rate", type=int, default=5, help="channel heartbeatRate (0: none)")
+    parser.add_argument("--dead-channel-timeout", type=float, default=60.0,
+                        help="seconds without data or heartbeat before a channel is declared dead")
+    parser.add_argument("--max-url-length", type=int, default=4096, help="split WebIds across channels above this")
+    parser.add_argument("--include-initial-values", action="store_true", help="ask channels for current values")
+    parser.add_argument("--no-fsync", action="store_true", help="do not fsync the WAL (benchmarks only)")
+
+
+def run(args: argparse.Namespace) -> int:
+    state_dir = Path(args.state_dir)
+    if args.status:
+        return _print_status(state_dir, as_json=args.json)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per PI request is noise here
+    pi = PIWebAPIConfig.from_env(url=args.url)
+    config = CollectorConfig(
+        state_dir=state_dir,
+        delta_root=args.delta_root,
+        name=args.name,
+        channel=ChannelOptions(
+            include_initial_values=args.include_initial_values,
+            heartbeat_rate=args.heartbeat_rate,
+            dead_channel_timeout_s=args.dead_channel_timeout,
+            max_url_length=args.max_url_length,
+        ),
+        batch_max_bytes=args.batch_bytes,
+        batch_max_age_s=args.batch_age,
+        max_buffer_bytes=args.buffer_bytes,
+        start=args.start,
+        fsync=not args.no_fsync,
+    )
+    asyncio.run(_run(config, pi, list(args.web_id), list(args.tag)))
+    return 0
+
+
+async def _run(config: CollectorConfig, pi: PIWebAPIConfig, web_ids: list[str], tags: list[str]) -> None:
+    if tags:
+        from pi_platform.client import PIWebAPIClient
+
+        async with PIWebAPIClient(pi) as client:
+            server = await client.data_server()
+            web_ids = web_ids + client.tag_web_ids(tags, server["Name"])
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)  # graceful: flush the buffer, commit, release the lock
+    await Collector(config, pi, web_ids).run(stop)
+
+
+def _print_status(state_dir: Path, *, as_json: bool) -> int:
+    status = read_status(state_dir)
+    if status is None:
+        raise ConfigError(f"no collector status in {state_dir}: start one with `pi-platform stream` or fix --state-dir")
+    if as_json:
+        import orjson
+
+        sys.stdout.write(orjson.dumps(status, option=orjson.OPT_INDENT_2).decode() + "\n")
+        return 0
+    sys.stdout.write(format_status(status))
+    return 0
+
+
+def format_status(status: dict) -> str:
+    """A screenful for operators: is it alive, is data flowing, is anything wrong."""
+    now = time.time()
+    age = now - float(status.get("heartbeat_at") or 0)
+    thr = status.get("throughput") or {}
+    buf = status.get("buffer") or {}
+    last = status.get("last_commit") or {}
+    lines = [
+        f"collector {status.get('name')} pid {status.get('pid')}: {status.get('state')} "
+        f"(heartbeat {age:.1f}s ago{', STALE' if age > 10 and status.get('state') == 'running' else ''})",
+        f"PI Web API   {status.get('pi_url')}",
+        f"table        {status.get('table_uri')}",
+        f"subscription {status['subscription']['streams']} streams on {status['subscription']['connections']} connections",
+        f"throughput   {thr.get('values_per_s', 0):.0f} values/s, latency p50 {_s(thr.get('latency_p50_s'))} "
+        f"p99 {_s(thr.get('latency_p99_s'))}",
+        f"buffer       {buf.get('records', 0)} messages, {buf.get('bytes', 0)} bytes, {buf.get('pending_reads', 0)} PI reads",
+        f"reconnects   {status.get('reconnects', 0)} (dead channels {status.get('dead_channels', 0)})",
+        f"backfills    {status['backfills'].get('finished', 0)} done, {status['backfills'].get('running', 0)} running, "
+        f"{status['backfills'].get('failed', 0)} failed",
+        f"last commit  " + (f"Delta v{last['delta_version']} {last['mode']} {last['rows']} rows "
+                            f"{now - last['committed_at']:.1f}s ago" if last else "none yet"),
+        f"committed    {status.get('total_rows_committed', 0)} rows in {status.get('commits', 0)} commits",
+    ]
+    if status.get("last_error"):
+        lines.append(f"last error   {status['last_error']}")
+    for conn in status.get("connections", []):
+        seen = conn.get("last_message_at")
+        lines.append(
+            f"  {conn['name']}: {conn['state']}, {conn['web_ids']} streams, {conn['messages']} messages, "
+            f"{conn['reconnects']} reconnects" + (f", last message {now - seen:.1f}s ago" if seen else "")
+            + (f", last error {conn['last_error_type']}: {conn['last_error']}" if conn.get("last_error") else "")
+        )
+    return "\n".join(lines) + "\n"
+
+
+def _s(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}s"

@@ -1,0 +1,67 @@
+"""event_frames, alarms and alarm_kpis against the simulator's event ground truth; open frames are updated
+in place as they close (upsert by WebID), never duplicated."""
+
+from datetime import datetime, timezone
+
+import pyarrow as pa
+
+from pi_platform.defs.events.kpis import daily_kpis
+from pi_platform_tests.batch import truth
+from pi_platform_tests.batch.conftest import DAY, NOW, Runner, day_bounds
+
+EVENTS = ("event_frames", "alarms", "alarm_kpis")
+FRAME_FIELDS = ("name", "template_name", "start_time", "end_time", "is_open", "severity", "can_be_acknowledged",
+                "is_acknowledged", "primary_element_web_id")
+
+
+def by_web_id(table: pa.Table) -> dict[str, dict]:
+    rows = table.to_pylist()
+    assert len(rows) == len({r["web_id"] for r in rows}), "duplicated frame"
+    return {r["web_id"]: r for r in rows}
+
+
+def test_events_of_a_day_equal_ground_truth(runner, small_simulator):
+    result = runner.materialize(EVENTS)
+    assert result.success and all(e.passed for e in result.get_asset_check_evaluations())
+    start, end = day_bounds(DAY)
+    expected = truth.frames(small_simulator.plant, start, end)
+    stored = by_web_id(runner.table("event_frames"))
+    assert stored.keys() == expected.keys() and len(expected) > 10
+    for web_id, want in expected.items():
+        assert {k: stored[web_id][k] for k in FRAME_FIELDS} == {k: want[k] for k in FRAME_FIELDS}, web_id
+
+    alarms = by_web_id(runner.table("alarms"))
+    assert alarms.keys() == {w for w, f in expected.items() if f["can_be_acknowledged"]}
+    for web_id, alarm in alarms.items():
+        assert alarm["annotation_count"] == expected[web_id]["annotation_count"]
+        assert alarm["is_active"] == expected[web_id]["is_open"]
+    assert any(a["annotation_count"] for a in alarms.values())
+    assert all(a["time_to_ack_s"] > 0 for a in alarms.values() if a["is_acknowledged"])
+
+    kpis = runner.table("alarm_kpis").to_pylist()
+    assert [k["event_date"] for k in kpis] == [DAY]
+    recomputed = daily_kpis(runner.table("alarms"), [DAY]).to_pylist()
+    assert kpis == recomputed
+    raised_today = [f for f in expected.values() if f["can_be_acknowledged"] and start <= f["start_time"] < end]
+    assert kpis[0]["alarm_count"] == len(raised_today)
+    assert kpis[0]["peak_per_10min"] >= 8  # the simulated flood: 15-30 alarms inside ten minutes
+
+
+def test_open_frames_are_updated_when_they_close(make_simulator, tmp_path, instance):
+    midday = datetime(DAY.year, DAY.month, DAY.day, 12, tzinfo=timezone.utc)
+    simulator = make_simulator(n_tags=20, now=midday, edge_tags=False)
+    runner = Runner(simulator, tmp_path / "lake", instance)
+    assert runner.materialize(EVENTS).success
+    first = by_web_id(runner.table("event_frames"))
+    open_then = {w for w, r in first.items() if r["is_open"]}
+    assert open_then
+
+    simulator.plant.clock.set(frozen=NOW)  # days later: the frames have closed and new ones exist
+    assert runner.materialize(EVENTS).success
+    second = by_web_id(runner.table("event_frames"))  # raises on duplicates
+    start, end = day_bounds(DAY)
+    expected = truth.frames(simulator.plant, start, end)
+    assert second.keys() == expected.keys() and len(second) > len(first)
+    closed = [w for w in open_then if not expected[w]["is_open"]]
+    assert closed and all(second[w]["end_time"] == expected[w]["end_time"] for w in closed)
+    assert all(not by_web_id(runner.table("alarms"))[w]["is_active"] for w in closed if w in by_web_id(runner.table("alarms")))
