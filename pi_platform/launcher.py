@@ -21,7 +21,7 @@ import httpx
 from pi_platform.errors import PlatformError
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
-DAILY_JOB = "pi_daily_job"
+DAILY_JOB = "pi_daily"
 TERMINAL_STATUSES = {"SUCCESS", "FAILURE", "CANCELED"}
 
 
@@ -43,7 +43,7 @@ def run(args: argparse.Namespace) -> int:
     home.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(PROJECT_ROOT / "dagster.yaml", home / "dagster.yaml")
     env = {**os.environ, "DAGSTER_HOME": str(home)}
-    env.setdefault("PI_PLATFORM_LAKE", str(PROJECT_ROOT / ".pi_platform" / "lake"))
+    env.setdefault("PI_DELTA_ROOT", str(PROJECT_ROOT / ".pi_platform" / "lake"))
     children: list[subprocess.Popen] = []
     try:
         if not env.get("PI_WEBAPI_URL"):

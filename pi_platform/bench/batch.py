@@ -150,22 +150,30 @@ async def _select(base_url: str) -> list[str]:
 
 
 def _extract(base_url: str, lake: Path, ids_file: Path, settings: BatchSettings) -> dict:
+    """Run the extracting process; its stdin stays open while we wait (it exits if this process dies)."""
     command = [
         sys.executable, "-m", "pi_platform.bench.extract_worker", "--url", base_url, "--delta-root", str(lake),
         "--day", settings.day.isoformat(), "--web-ids", str(ids_file), "--max-concurrency", str(settings.max_concurrency),
         "--page-size", str(settings.page_size), "--max-requests-per-second", str(settings.max_requests_per_second),
+        "--exit-with-parent",
     ]
-    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
-    try:
-        out, err = proc.communicate(timeout=settings.timeout_s)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        proc = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=out, stderr=err, text=True, start_new_session=True)
+        try:
+            proc.wait(timeout=settings.timeout_s)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+            if proc.stdin:
+                proc.stdin.close()
+        out.seek(0)
+        err.seek(0)
+        output, errors = out.read(), err.read()
     if proc.returncode != 0:
-        tail = err.strip().splitlines()[-1] if err.strip() else f"exit status {proc.returncode}"
+        tail = errors.strip().splitlines()[-1] if errors.strip() else f"exit status {proc.returncode}"
         raise RuntimeError(f"extraction process failed: {tail}")
-    return json.loads(out.strip().splitlines()[-1])
+    return json.loads(output.strip().splitlines()[-1])
 
 
 def _load() -> float | None:

@@ -9,7 +9,9 @@ which is what "flat in the number of tags" has to be judged on. Prints one JSON 
 import argparse
 import json
 import logging
+import os
 import sys
+import threading
 import time
 from collections import Counter
 from datetime import date, timedelta
@@ -31,6 +33,17 @@ class WarningCounter(logging.Handler):
         self.first = self.first or message
 
 
+def exit_with_parent() -> None:
+    """The benchmark holds our stdin open; EOF means it died, and an orphaned extraction must not go on loading
+    the machine (the worker runs in its own session, so no signal reaches it)."""
+
+    def watch() -> None:
+        sys.stdin.read()
+        os._exit(3)
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m pi_platform.bench.extract_worker")
     parser.add_argument("--url", required=True)
@@ -40,7 +53,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-concurrency", type=int, default=8)
     parser.add_argument("--page-size", type=int, default=10_000)
     parser.add_argument("--max-requests-per-second", type=float, default=0.0, help="0: no client-side limit")
+    parser.add_argument("--exit-with-parent", action="store_true", help="exit when stdin closes (the benchmark died)")
     args = parser.parse_args(argv)
+    if args.exit_with_parent:
+        exit_with_parent()
 
     from pi_platform.client import PIWebAPIConfig
     from pi_platform.defs.partitions import Window

@@ -42,9 +42,9 @@ def _param(value: Any) -> Any:
 class PIWebAPIClient:
     """Async PI Web API client. `async with PIWebAPIClient(config) as pi: ...`"""
 
-    def __init__(self, config: PIWebAPIConfig, *, transport: Transport | None = None) -> None:
+    def __init__(self, config: PIWebAPIConfig) -> None:
         self.config = config
-        self.transport = transport or Transport(config)
+        self.transport = Transport(config)
 
     async def __aenter__(self) -> "PIWebAPIClient":
         return self
@@ -63,7 +63,9 @@ class PIWebAPIClient:
 
     async def list_items(self, path: str, **params: Any) -> list[dict]:
         """Every item of a paged list endpoint."""
-        fetch = lambda p: self.transport.get(path, params=self._params(p))  # noqa: E731
+        async def fetch(page: dict[str, Any]) -> Any:
+            return await self.transport.get(path, params=self._params(page))
+
         page_size = min(self.config.list_page_size, self.config.server_max_items)
         return [item async for item in paged_items(fetch, params, page_size)]
 
@@ -150,13 +152,19 @@ class PIWebAPIClient:
             start_dt, end_dt = parse_time(start, now=now, tz=zone), parse_time(end, now=now, tz=zone)
         except PITimeError as exc:
             raise TimeRangeError(str(exc)) from None
-        if end_dt < start_dt:
-            raise TimeRangeError(f"end {format_time(end_dt)} is before start {format_time(start_dt)}; swap them")
         return start_dt, end_dt
 
     async def recorded(self, web_ids: str | Sequence[str], start: TimeLike, end: TimeLike) -> AsyncIterator[ValueBatch]:
-        """Recorded values (boundary Inside) chunk by chunk; nothing lost or doubled at page or window edges."""
+        """Recorded values (boundary Inside) chunk by chunk; nothing lost or doubled at page or window edges.
+
+        An end before the start yields nothing (with a warning) rather than failing: it is what a "since the
+        last value until now" read gets when the last value is stamped ahead of this machine's clock.
+        """
         start_dt, end_dt = self.resolve_range(start, end)
+        if end_dt < start_dt:
+            log.warning("recorded: end %s is before start %s; nothing to read", format_time(end_dt),
+                        format_time(start_dt))
+            return
         ids = [web_ids] if isinstance(web_ids, str) else list(web_ids)
         async for batch in RecordedReader(self.transport, self.config).read(ids, start_dt, end_dt):
             yield batch

@@ -104,7 +104,7 @@ class WebExceptionError(PIWebAPIError):
 
 
 class TimeRangeError(PIWebAPIError):
-    """A start/end the client cannot read: not a PI time expression, or end before start."""
+    """A start or end that is not a PI time expression."""
 
 
 class PagingError(PIWebAPIError):

@@ -22,7 +22,7 @@ from pi_platform.simulator import jsonfmt, readers
 from pi_platform.simulator.api import ApiError, Ctx, Reply
 from pi_platform.simulator.plant import Stream
 from pi_platform.simulator.routes_streams import element_streams
-from pi_platform.simulator.values import CORRECTION_MAX_DELAY_US, Block
+from pi_platform.simulator.values import CORRECTION_MAX_DELAY_US, NEVER, Block
 
 if TYPE_CHECKING:
     from pi_platform.simulator.app import SimulatorApp
@@ -137,7 +137,7 @@ class Channel:
                     changes = []
                 else:
                     changes = [(s, self._changes(i, s, last, now)) for i, s in enumerate(self.streams)]
-                    changes = [(s, b) for s, b in changes if len(b)]
+                    changes = [(s, b) for s, b in changes if b is not None and len(b)]
                     last = now
                 if changes:
                     empty_polls = 0
@@ -175,15 +175,17 @@ class Channel:
 
     def _pending_at_start(self, stream: Stream, now: int) -> tuple[np.ndarray, np.ndarray]:
         recent = self.app.plant.block(stream.point, now - CORRECTION_MAX_DELAY_US, now, now)
-        future = recent.corr_at > now
+        future = (recent.corr_at > now) & (recent.corr_at != NEVER)
         return recent.ts[future], recent.corr_at[future]
 
-    def _changes(self, index: int, stream: Stream, last: int, now: int) -> Block:
+    def _changes(self, index: int, stream: Stream, last: int, now: int) -> Block | None:
         """Values stamped in (last, now] plus corrections that came due; only the new window is generated."""
         plant = self.app.plant
-        fresh = plant.block(stream.point, last + 1, now, now)
         stamps, due_at = self._pending[index]
-        future = fresh.corr_at > now
+        if not (len(due_at) and due_at.min() <= now) and not plant.generator.any_between(stream.point, last + 1, now):
+            return None
+        fresh = plant.block(stream.point, last + 1, now, now)
+        future = (fresh.corr_at > now) & (fresh.corr_at != NEVER)
         if future.any():
             stamps, due_at = np.concatenate([stamps, fresh.ts[future]]), np.concatenate([due_at, fresh.corr_at[future]])
         due = due_at <= now

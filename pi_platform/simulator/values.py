@@ -1,18 +1,20 @@
-"""Recorded values as a pure function of (seed, tag, time), generated per one-hour bucket with numpy.
+"""Recorded values as a pure function of (seed, tag, time), generated per time bucket with numpy.
 
 A bucket's events depend only on (seed, tag, bucket), so any time range is computed in-process by
-generating the buckets it touches, and two processes with the same seed agree value for value. Nothing
-is stored except a small LRU of recent buckets that channel polling re-reads every second.
+generating the buckets it touches, and two processes with the same seed agree value for value. Buckets
+are an hour for ordinary rates and shorter for fast tags (at most ~240 instants each). Nothing is stored
+except a small LRU of recent buckets that channel polling re-reads every second.
 
-Per bucket: an irregular number of instants (~values_per_minute * 60), some instants carrying several
+Per bucket: an irregular number of instants (~values_per_minute per minute), some instants carrying several
 values (same-timestamp groups), system states sprinkled in, questionable/annotated flags, and a few
-values corrected 5 s to 10 min after they happened (the correction exists once `now` passes it, and is
+values corrected 5 s to 5 min after they happened (the correction exists once `now` passes it, and is
 only applied to values alone at their timestamp so a channel can re-send it unambiguously).
 """
 
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
@@ -64,7 +66,7 @@ class Profile:
     decimals: int = 4
     digital_set: str = ""
 
-    @property
+    @cached_property
     def bucket_us(self) -> int:
         """Generation unit: an hour for ordinary rates, shorter for fast tags so a cached bucket stays small."""
         seconds = next(
@@ -175,6 +177,18 @@ class ValueGenerator:
         lo = int(np.searchsorted(block.ts, start_us, side="left"))
         hi = int(np.searchsorted(block.ts, end_us, side="right"))
         return block.take(slice(lo, hi))
+
+    def any_between(self, point: Point, start_us: int, end_us: int) -> bool:
+        """Cheap test whether any raw value is stamped in [start, end] (channel polls skip quiet streams)."""
+        size = self.profile(point).bucket_us
+        b0, b1 = start_us // size, end_us // size
+        if b1 - b0 > 1:
+            return len(self.block(point, start_us, end_us)) > 0
+        for b in range(b0, b1 + 1):
+            ts = self._cached(point, b).ts
+            if np.searchsorted(ts, end_us, side="right") > np.searchsorted(ts, start_us, side="left"):
+                return True
+        return False
 
     def _cached(self, point: Point, bucket: int) -> Block:
         cache_key = (point.index, bucket)

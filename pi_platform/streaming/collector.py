@@ -121,12 +121,16 @@ class Collector:
                     if task in tasks and task.exception() is not None:
                         stop.set()
                         raise task.exception()  # type: ignore[misc]
+                # Graceful stop: no new subscriptions or sockets, then the batcher drains what was received.
                 self._stopping = True
+                for task in tasks[1:]:
+                    task.cancel()
+                await asyncio.gather(*tasks[1:], return_exceptions=True)
                 await self._close_connections(list(self._connections))
                 for task in self._backfills:
                     task.cancel()
                 await asyncio.gather(*self._backfills, return_exceptions=True)
-                await asyncio.gather(*tasks, return_exceptions=False)
+                await tasks[0]
         finally:
             self.wal.close()
             self._write_status(final=True)

@@ -9,6 +9,8 @@ from deltalake import write_deltalake
 
 from pi_platform.defs import checks
 from pi_platform.defs.partitions import Window
+from pi_platform.defs.recorded.assets import tags_with_data_check, values_in_range_check
+from pi_platform.defs.recorded.stats import window_stats
 from pi_platform.storage import DeltaStore
 from pi_platform.storage.tables import RECORDED_VALUES
 from pi_platform_tests.storage.test_store import DAY0, values_for
@@ -56,3 +58,24 @@ def test_row_count_drop_warns(tmp_path):
     result = checks.row_count_check(store, RECORDED_VALUES, Window(second, second + timedelta(days=1)))
     assert not result.passed and result.severity == dg.AssetCheckSeverity.WARN
     assert checks.row_count_check(store, RECORDED_VALUES, WINDOW).passed  # no baseline for the first day
+
+
+def test_range_and_silent_tag_checks_see_the_stored_window(tmp_path):
+    store = stored(tmp_path)
+    selected = pa.table(
+        {
+            "web_id": ["W0", "W1", "W9"],
+            "name": ["tag0", "tag1", "tag9"],
+            "point_type": ["Float32", "Digital", "Float64"],
+            "zero": [0.0, 0.0, 0.0],
+            "span": [10.0, 1.0, 100.0],
+        }
+    )
+    stats = window_stats(store, WINDOW, selected)
+    assert stats.rows == values_for(1).num_rows
+    assert sum(stats.per_hour["rows"].to_pylist()) == stats.rows and stats.per_hour.num_rows == 24
+    # W0 holds 0..23 with span 10: the values 11..23 are out of range; W1 is Digital (no range); W9 is silent
+    assert stats.out_of_range.select(["web_id", "rows", "max"]).to_pylist() == [{"web_id": "W0", "rows": 13, "max": 23.0}]
+    silent = tags_with_data_check(selected, stats.per_tag)
+    assert not silent.passed and silent.metadata["names"].value == ["tag9"]
+    assert not values_in_range_check(stats.out_of_range).passed

@@ -27,6 +27,7 @@ def test_explicit_tags_and_name_filter(sel_runner, plant):
     pattern = plant.points[0].name.split(".")[0] + ".*"
     expected = {p.name for p in plant.points if p.name.startswith(pattern[:-1])}
     assert expected and selected_names(sel_runner, name_filter=pattern) == expected
+    assert selected_names(sel_runner, name_filter="NO.SUCH.*") == set()  # matching nothing empties the day
 
 
 def test_af_template_and_category(sel_runner, plant):

@@ -62,14 +62,12 @@ def test_kerberos_is_an_optional_extra() -> None:
         assert isinstance(PIWebAPIClient(config).transport._client.auth, HTTPSPNEGOAuth)
 
 
-def test_bad_time_ranges_are_one_line_errors() -> None:
+def test_bad_time_expressions_are_one_line_errors() -> None:
     from pi_platform.client.errors import TimeRangeError
 
     pi = PIWebAPIClient(PIWebAPIConfig(url="https://pi.example.com/piwebapi"))
     with pytest.raises(TimeRangeError, match="cannot read time 'yesterday-ish'"):
         pi.resolve_range("yesterday-ish", "*")
-    with pytest.raises(TimeRangeError, match="is before start"):
-        pi.resolve_range("*", "*-1d")
     start, end = pi.resolve_range("*-1d", "*")
     assert (end - start).total_seconds() == 86_400
     assert start.tzinfo is not None and pi.resolve_range("t", "t+1h")[0].hour == 0  # UTC midnight by default

@@ -158,3 +158,29 @@ def test_tag_names_via_path_only_webids_come_back_under_canonical_webids(simulat
 
     table = run(go())
     assert sort_values(table).equals(ground_truth(plant, [p.web_id for p in points], start, end))
+
+
+def test_a_range_ending_before_it_starts_reads_nothing(simulator, caplog) -> None:
+    plant = simulator.plant
+    ahead = plant.now() + timedelta(minutes=5)  # e.g. a high-water mark stamped by a clock running ahead
+    batch, pi = read_recorded(PIWebAPIConfig(url=simulator.base_url), [plant.points[0].web_id], ahead, "*")
+    assert batch.values.num_rows == 0 and pi.transport.stats.attempts == 0
+    assert "nothing to read" in caplog.text
+
+
+def test_recorded_streams_in_bounded_chunks(simulator) -> None:
+    plant = simulator.plant
+    web_ids = [p.web_id for p in plant.points[:20]]
+    start, end = settled_day(plant)
+    config = PIWebAPIConfig(url=simulator.base_url, window_s=4 * 3600, page_size=500, max_url_length=700,
+                            max_requests_per_second=None)
+
+    async def go():
+        async with PIWebAPIClient(config) as pi:
+            batches = pi.recorded(web_ids, start, end)
+            return [(b.values.num_rows, len(set(b.values["web_id"].to_pylist()))) async for b in batches]
+
+    chunks = run(go())
+    assert len(chunks) >= 6 * 3  # at least one chunk per (window, URL group): never the whole day at once
+    assert all(rows <= streams * 500 for rows, streams in chunks)  # a chunk is one page of its streams
+    assert sum(rows for rows, _ in chunks) == ground_truth(plant, web_ids, start, end).num_rows

@@ -107,3 +107,15 @@ def test_pause_window_removes_values_until_resume():
     assert paused.num_rows < full.num_rows
     assert not [t for t in stamps if NOW - timedelta(hours=4) < t <= NOW - timedelta(hours=2)]
     assert plant.paused() == []
+
+
+def test_fast_tags_use_short_buckets_and_stay_consistent():
+    plant = Plant(seed=2, n_tags=3, values_per_minute=600, now=NOW)
+    web_id = plant.points[0].web_id
+    tick = timedelta(microseconds=1)
+    hour = plant.recorded(web_id, START, START + timedelta(hours=1) - tick)
+    assert 30_000 < hour.num_rows < 42_000  # ~600 a minute
+    edges = [START + timedelta(seconds=s) for s in (0, 7, 100, 1234, 3599, 3600)]
+    parts = [plant.recorded(web_id, a, b - tick) for a, b in zip(edges, edges[1:])]
+    assert pa.concat_tables(parts).equals(hour)
+    assert plant.generator.profile(plant.points[0]).bucket_us < 3_600_000_000

@@ -78,13 +78,14 @@ def test_stream_equals_ground_truth_through_drops_stall_resubscribe_and_kill9(
     table = table_values(delta_root)
     keys = table.group_by(["web_id", "timestamp", "position"]).aggregate([("position", "count")])
     assert keys.num_rows == table.num_rows  # nothing doubled anywhere, removed streams included
-    for web_id in set(first) - set(second):  # removed streams: what is there is exactly PI's
+    key = ["web_id", "timestamp", "position"]
+    for web_id in set(first) - set(second):  # removed streams: every value up to their last one, once
         rows = stream_rows(table, web_id, since[web_id], to_us(frozen))
-        if rows.num_rows:
+        if rows.num_rows:  # (values, not keys, may predate a correction PI made after the removal)
             last = pc.max(rows["timestamp"]).cast(pa.int64()).as_py()
             truth = stream_rows(plant.recorded(web_id, utc(since[web_id]), utc(last), now=frozen).cast(rows.schema),
                                 web_id, since[web_id], last)
-            assert rows.equals(truth)
+            assert rows.select(key).equals(truth.select(key))
     # The run exercised what it claims to: corrections, same-timestamp groups, system states, several drops.
     assert pc.sum(table["substituted"]).as_py() > 0
     assert pc.max(table["position"]).as_py() >= 4

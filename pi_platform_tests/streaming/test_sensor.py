@@ -130,3 +130,14 @@ def test_external_mode_only_watches(tmp_path):
     assert read_subscription(collector.state_dir)["web_ids"] == ["W1"]  # but the subscription is published
     flowing = [e for e in result.asset_events if isinstance(e, dg.AssetCheckEvaluation) and e.check_name == STREAM_FLOWING]
     assert not flowing[0].passed and flowing[0].severity == dg.AssetCheckSeverity.ERROR
+
+
+def test_name_filter_resolves_through_pi_when_there_is_no_point_catalog(make_simulator, tmp_path):
+    sim = make_simulator(n_tags=6)
+    collector = StreamCollectorResource(mode="external", state_dir=str(tmp_path / "state"),
+                                        delta_root=str(tmp_path / "lake"), pi_url=sim.base_url, name_filter="EDGE.*")
+    with dg.instance_for_test() as instance:
+        Ticker(instance, collector).tick()
+    expected = sorted(p.web_id for p in sim.plant.points if p.name.startswith("EDGE."))
+    assert len(expected) == 4
+    assert read_subscription(collector.state_dir)["web_ids"] == expected

@@ -3,9 +3,11 @@
 import asyncio
 from datetime import datetime, timezone
 
+import orjson
 import pyarrow.compute as pc
 from streaming_helpers import table_values
 
+from pi_platform import cli
 from pi_platform.client import PIWebAPIConfig
 from pi_platform.streaming.channel import ChannelOptions, ChannelSocket, channel_urls
 from pi_platform.streaming.collector import Collector, CollectorConfig
@@ -76,3 +78,21 @@ async def _run_until_idle_or_nothing(collector: Collector) -> None:
     assert collector.wal.buffered_records == 0 and collector._commits == 0  # noqa: SLF001
     stop.set()
     await task
+
+
+def test_status_command_reads_what_the_collector_wrote(make_simulator, tmp_path, capsys):
+    sim = make_simulator(n_tags=4, values_per_minute=600)
+    state_dir, lake = tmp_path / "state", tmp_path / "lake"
+    write_subscription(state_dir, [p.web_id for p in sim.plant.points[:3]])
+    config = CollectorConfig(state_dir=state_dir, delta_root=str(lake), batch_max_age_s=0.1)
+    asyncio.run(_run_until_idle(Collector(config, PIWebAPIConfig(url=sim.base_url))))
+
+    assert cli.main(["stream", "--status", "--state-dir", str(state_dir)]) == 0
+    out = capsys.readouterr().out
+    assert "stopped" in out and "subscription 3 streams" in out and "last commit  Delta v0" in out
+    assert cli.main(["stream", "--status", "--json", "--state-dir", str(state_dir)]) == 0
+    assert orjson.loads(capsys.readouterr().out)["commits"] >= 1
+
+    assert cli.main(["stream", "--status", "--state-dir", str(tmp_path / "nowhere")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "no collector status" in err

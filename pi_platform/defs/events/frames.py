@@ -28,11 +28,11 @@ async def read_frames(client: PIWebAPIClient, window: Window, database: str | No
 
 def frames_table(items: Sequence[dict]) -> pa.Table:
     table = event_frames_table(items)
-    refs = table["ref_element_web_ids"]
+    primary = [refs[0] if refs else None for refs in table["ref_element_web_ids"].to_pylist()]
     return conform(
         table,
         EVENT_FRAMES,
-        primary_element_web_id=pc.list_element(pc.if_else(pc.greater(pc.list_value_length(refs), 0), refs, pa.scalar([None], refs.type)), 0),
+        primary_element_web_id=pa.array(primary, pa.string()),
         start_date=pc.cast(table["start_time"], pa.date32()),
     )
 

@@ -58,9 +58,7 @@ def recorded_values(
     metadata["selected_tags"] = selected.num_rows
     metadata["tags_with_data"] = stats.per_tag.num_rows
     metadata["quarantined_rows"] = extracted.quarantined
-    metadata["values_per_hour"] = dg.MetadataValue.md(
-        bar_chart(stats.per_hour["hour"].to_pylist(), stats.per_hour["rows"].to_pylist(), unit="hour", title="values per hour")
-    )
+    metadata["values_per_hour"] = dg.MetadataValue.md(_values_chart(stats.per_hour, days=len(window.days)))
     return dg.MaterializeResult(
         metadata=metadata,
         check_results=[
@@ -68,13 +66,26 @@ def recorded_values(
             checks.key_check(store, RECORDED_VALUES, window),
             checks.quarantine_check(store, RECORDED_VALUES, window),
             checks.row_count_check(store, RECORDED_VALUES, window),
-            _tags_with_data(selected, stats.per_tag),
-            _values_in_range(stats.out_of_range),
+            tags_with_data_check(selected, stats.per_tag),
+            values_in_range_check(stats.out_of_range),
         ],
     )
 
 
-def _tags_with_data(selected: pa.Table, per_tag: pa.Table) -> dg.AssetCheckResult:
+def _values_chart(per_hour: pa.Table, *, days: int) -> str:
+    """Values per hour for a day; per day for a backfill range (a year of hours is not a picture)."""
+    if days <= 2:
+        return bar_chart(per_hour["hour"].to_pylist(), per_hour["rows"].to_pylist(), unit="hour", title="values per hour")
+    per_day = (
+        pa.table({"day": pc.floor_temporal(per_hour["hour"], unit="day"), "rows": per_hour["rows"]})
+        .group_by("day")
+        .aggregate([("rows", "sum")])
+        .sort_by("day")
+    )
+    return bar_chart(per_day["day"].to_pylist(), per_day["rows_sum"].to_pylist(), unit="day", title="values per day")
+
+
+def tags_with_data_check(selected: pa.Table, per_tag: pa.Table) -> dg.AssetCheckResult:
     silent = selected.filter(pc.invert(pc.is_in(selected["web_id"], value_set=per_tag["web_id"])))
     return dg.AssetCheckResult(
         check_name=TAGS_WITH_DATA,
@@ -88,7 +99,7 @@ def _tags_with_data(selected: pa.Table, per_tag: pa.Table) -> dg.AssetCheckResul
     )
 
 
-def _values_in_range(out_of_range: pa.Table) -> dg.AssetCheckResult:
+def values_in_range_check(out_of_range: pa.Table) -> dg.AssetCheckResult:
     return dg.AssetCheckResult(
         check_name=VALUES_IN_RANGE,
         passed=out_of_range.num_rows == 0,

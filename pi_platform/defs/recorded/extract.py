@@ -46,6 +46,8 @@ def extract_recorded(
     rows = 0
 
     async def batches() -> AsyncIterator[ValueBatch]:
+        if not web_ids:  # nothing selected: the window is emptied, not an error
+            return
         async with PIWebAPIClient(config) as client:
             async for batch in client.recorded(list(web_ids), window.start_time, window.end_time):
                 yield batch

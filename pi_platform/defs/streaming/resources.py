@@ -1,5 +1,6 @@
 """The collector as Dagster sees it: where its files are, how to start it, what it should subscribe."""
 
+import asyncio
 import os
 import signal
 import subprocess
@@ -13,11 +14,12 @@ import dagster as dg
 import pyarrow.compute as pc
 from pydantic import Field
 
+from pi_platform.client import PIWebAPIClient, PIWebAPIConfig
 from pi_platform.defs.resources import DEFAULT_PI_WEBAPI_URL
 from pi_platform.storage import DeltaStore
 from pi_platform.streaming.health import StalenessPolicy
 from pi_platform.streaming.sink import STREAM_TABLE
-from pi_platform.streaming.state import read_status, write_subscription
+from pi_platform.streaming.state import SUBSCRIPTION_FILE, read_status, write_subscription
 
 ALERT_WEBHOOK_ENV = "PI_PLATFORM_ALERT_WEBHOOK_URL"
 
@@ -39,6 +41,7 @@ class StreamCollectorResource(dg.ConfigurableResource):
     web_ids: list[str] = Field(default_factory=list, description="streams to subscribe explicitly")
     name_filter: str | None = Field(None, description="subscribe PI points whose name matches (glob, e.g. 'SINUS*')")
     use_pi_points: bool = Field(True, description="resolve name_filter against the latest pi_points snapshot")
+    resolve_interval_s: float = Field(600.0, description="without pi_points, re-ask PI for name_filter this often")
     start: str = Field("*", description="where never-committed streams start (PI time)")
     collector_args: list[str] = Field(default_factory=list, description="extra `pi-platform stream` arguments")
     stale_warn_factor: float = Field(3.0, description="WARN when a tag is silent this many usual intervals")
@@ -103,18 +106,42 @@ class StreamCollectorResource(dg.ConfigurableResource):
             pass
 
     # ------------------------------------------------------------------ subscription
-    def desired_web_ids(self) -> list[str]:
-        """Explicit WebIds plus, with a name filter, the matching points of the latest pi_points snapshot."""
+    def desired_web_ids(self) -> list[str] | None:
+        """Explicit WebIds plus, with a name filter, the matching points of the latest pi_points snapshot, or
+        (no snapshot yet) of the PI server itself, asked at most every `resolve_interval_s`. None: keep the
+        subscription as it is (nothing configured, or not time to ask PI again)."""
         web_ids = list(self.web_ids)
-        if self.name_filter and self.use_pi_points and self.store.exists("pi_points"):
-            points = self.store.read("pi_points", columns=["snapshot_date", "web_id", "name"])
-            if points.num_rows:
-                latest = pc.max(points["snapshot_date"])
-                points = points.filter(pc.equal(points["snapshot_date"], latest))
-                pattern = self.name_filter.upper()
-                web_ids += [w for w, n in zip(points["web_id"].to_pylist(), points["name"].to_pylist(), strict=True)
-                            if fnmatchcase(n.upper(), pattern)]
-        return list(dict.fromkeys(web_ids))
+        if self.name_filter:
+            matched = self._from_pi_points() if self.use_pi_points else None
+            if matched is None:
+                if not self._resolve_due():
+                    return None
+                matched = self._from_pi_server()
+            web_ids += matched
+        return list(dict.fromkeys(web_ids)) or None
+
+    def _from_pi_points(self) -> list[str] | None:
+        if not self.store.exists("pi_points"):
+            return None
+        points = self.store.read("pi_points", columns=["snapshot_date", "web_id", "name"])
+        if points.num_rows == 0:
+            return None
+        points = points.filter(pc.equal(points["snapshot_date"], pc.max(points["snapshot_date"])))
+        pattern = (self.name_filter or "*").upper()
+        return [w for w, n in zip(points["web_id"].to_pylist(), points["name"].to_pylist(), strict=True)
+                if fnmatchcase(n.upper(), pattern)]
+
+    def _resolve_due(self) -> bool:
+        path = Path(self.state_dir) / SUBSCRIPTION_FILE
+        return not path.exists() or time.time() - path.stat().st_mtime > self.resolve_interval_s
+
+    def _from_pi_server(self) -> list[str]:
+        async def points() -> list[dict]:
+            async with PIWebAPIClient(PIWebAPIConfig.from_env(url=self.pi_url)) as client:
+                server = await client.data_server()
+                return await client.points(server["WebId"], name_filter=self.name_filter or "*")
+
+        return [p["WebId"] for p in asyncio.run(points())]
 
     def push_subscription(self, web_ids: list[str]) -> bool:
         return write_subscription(self.state_dir, web_ids, start=self.start, source="dagster sensor")

@@ -126,7 +126,7 @@ def stream_collector_sensor(context: dg.SensorEvaluationContext, stream_collecto
     cursor = SensorCursor.parse(context.cursor)
     keep_alive(context, stream_collector, cursor, stream_collector.status())
     desired = stream_collector.desired_web_ids()
-    if desired and stream_collector.push_subscription(desired):
+    if desired is not None and stream_collector.push_subscription(desired):
         context.log.info(f"pushed subscription of {len(desired)} streams")
     events: list = []
     materializations, cursor.delta_version = commit_materializations(stream_collector.table_uri, cursor.delta_version)
