@@ -173,7 +173,10 @@ class SimulatorApp:
         body = await _read_body(receive)
         host = headers.get("host") or f"{scope['server'][0]}:{scope['server'][1]}"
         scheme = "https" if scope.get("scheme") == "https" else "http"
-        reply = self.dispatch(
+        # Handlers are CPU-bound (value generation, JSON); running them off the event loop keeps channel pushes,
+        # admin calls and cheap requests flowing while a large read is being built.
+        reply = await asyncio.to_thread(
+            self.dispatch,
             f"{scheme}://{host}/piwebapi",
             method,
             scope["path"][len("/piwebapi") :],

@@ -13,6 +13,7 @@ unit, 5 units per area, 5 areas per site. Edge-case tags (EDGE.*) live on the da
 import hashlib
 import math
 import re
+import threading
 import uuid
 from collections import OrderedDict
 from dataclasses import dataclass, field
@@ -288,11 +289,13 @@ class Catalog:
         self.data_server_web_id = webid.encode_full("DS", (self.data_server_guid,), data_server)
         # Small cache for listing results (sorted scopes, name-filtered points) that paging re-reads.
         self.cache: OrderedDict[tuple, list] = OrderedDict()
+        self._cache_lock = threading.Lock()
 
     def remember(self, key: tuple, value: list, limit: int = 64) -> None:
-        self.cache[key] = value
-        if len(self.cache) > limit:
-            self.cache.popitem(last=False)
+        with self._cache_lock:  # request handlers run in worker threads
+            self.cache[key] = value
+            if len(self.cache) > limit:
+                self.cache.popitem(last=False)
 
     # ---- points -------------------------------------------------------------------------------------
     @cached_property

@@ -118,11 +118,11 @@ class Channel:
         listener = asyncio.create_task(self._listen())
         last = plant.clock.now_us()
         empty_polls = 0
-        # Per stream: (timestamps, correction times) of values already in PI whose correction is still to come.
-        self._pending = [self._pending_at_start(s, last) for s in self.streams]
         try:
-            if self.options["initial"]:
-                await self._push([(s, self._initial(s, last)) for s in self.streams])
+            # Polls generate values and JSON (CPU-bound): run them off the event loop so other sockets keep moving.
+            initial = await asyncio.to_thread(self._start, last)
+            if initial is not None:
+                await self.send({"type": "websocket.send", "text": initial})
             while not self._closed.is_set():
                 with contextlib.suppress(asyncio.TimeoutError):
                     await asyncio.wait_for(self._closed.wait(), timeout=config.channel_poll_interval_s)
@@ -133,15 +133,13 @@ class Channel:
                     self._dropped = True
                     break
                 now = plant.clock.now_us()
-                if now <= last:
-                    changes = []
-                else:
-                    changes = [(s, self._changes(i, s, last, now)) for i, s in enumerate(self.streams)]
-                    changes = [(s, b) for s, b in changes if b is not None and len(b)]
+                message = None
+                if now > last:
+                    message = await asyncio.to_thread(self._poll, last, now)
                     last = now
-                if changes:
+                if message is not None:
                     empty_polls = 0
-                    await self._push(changes)
+                    await self.send({"type": "websocket.send", "text": message})
                 else:
                     empty_polls += 1
                     heartbeat = int(self.options["heartbeat"])
@@ -155,6 +153,19 @@ class Channel:
             # 1011 tells the client the server broke the channel (drop fault / admin drop); 1000 is a normal close.
             with contextlib.suppress(Exception):
                 await self.send({"type": "websocket.close", "code": 1011 if self._dropped else 1000})
+
+    def _start(self, now: int) -> str | None:
+        """Remember corrections still to come for values already in PI; the includeInitialValues message."""
+        # Per stream: (timestamps, correction times) of values whose correction has not happened yet.
+        self._pending = [self._pending_at_start(s, now) for s in self.streams]
+        if not self.options["initial"]:
+            return None
+        return self._message([(s, self._initial(s, now)) for s in self.streams])
+
+    def _poll(self, last: int, now: int) -> str | None:
+        changes = [(s, self._changes(i, s, last, now)) for i, s in enumerate(self.streams)]
+        changed = [(s, b) for s, b in changes if b is not None and len(b)]
+        return self._message(changed) if changed else None
 
     async def _listen(self) -> None:
         """Drain client frames (ignored, as on a real server) and notice the disconnect."""
@@ -196,7 +207,7 @@ class Channel:
         corrected = [plant.block(stream.point, int(t), int(t), now) for t in np.unique(stamps[due])]
         return Block.concat([*corrected, fresh])
 
-    async def _push(self, changes: list[tuple[Stream, Block]]) -> None:
+    def _message(self, changes: list[tuple[Stream, Block]]) -> str:
         emit = self.options["emit"]
         parts = []
         for stream, block in changes:
@@ -207,7 +218,7 @@ class Channel:
                 f'"UnitsAbbreviation":{orjson.dumps(stream.units).decode()}}}'
             )
             self.app.stats.values += len(block)
-        await self.send({"type": "websocket.send", "text": '{"Links":{},"Items":[' + ",".join(parts) + "]}"})
+        return '{"Links":{},"Items":[' + ",".join(parts) + "]}"
 
 
 async def _deny(send, reply: Reply) -> None:  # noqa: ANN001

@@ -9,6 +9,7 @@ and annotations exist once their time has passed. That makes ISA-18.2 KPIs check
 """
 
 import struct
+import threading
 import uuid
 from collections import OrderedDict
 from dataclasses import dataclass, field
@@ -99,6 +100,7 @@ class EventFrames:
         self.catalog = plant.catalog
         self.seed = plant.seed
         self._days: OrderedDict[int, list[EventFrame]] = OrderedDict()
+        self._lock = threading.Lock()
 
     @cached_property
     def equipment(self) -> list[Element]:
@@ -118,9 +120,11 @@ class EventFrames:
     def day_frames(self, day: int) -> list[EventFrame]:
         frames = self._days.get(day)
         if frames is None:
-            frames = self._days[day] = self._generate(day)
-            if len(self._days) > 512:
-                self._days.popitem(last=False)
+            frames = self._generate(day)
+            with self._lock:  # request handlers run in worker threads
+                self._days[day] = frames
+                if len(self._days) > 512:
+                    self._days.popitem(last=False)
         return frames
 
     def _generate(self, day: int) -> list[EventFrame]:

@@ -95,8 +95,8 @@ def profile_for(point: Point, seed: int, values_per_minute: float) -> Profile:
         return Profile(NUMERIC, 3600.0, decimals=decimals)
     if point.edge == "EDGE.DigitalSystem":
         return Profile(DIGITAL, 60.0, sys_prob=0.3, digital_set=point.digital_set, whole_seconds=True)
-    # Half the ordinary tags stamp whole seconds (as many PI interfaces do); fast tags need sub-second stamps.
-    whole = rate <= 3600 and hashrng.uniform1(seed, point.index, 99) < 0.5
+    # Half the ordinary tags stamp whole seconds, as many PI interfaces do (fast ones then pile values up per second).
+    whole = hashrng.uniform1(seed, point.index, 99) < 0.5
     mult_prob = 0.05 if point.index % 10 == 7 else 0.0
     return Profile(
         point.kind, rate, mult_prob=mult_prob, whole_seconds=whole, decimals=decimals, digital_set=point.digital_set

@@ -14,7 +14,7 @@ The root is a local directory or an object-store URI (`s3://bucket/prefix`) with
 
 import re
 import time
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date
@@ -151,22 +151,19 @@ class DeltaStore:
         if not self.exists(table):
             return self._write(table, source, mode="append", partition_by=partition_by)
         predicate = " AND ".join(f"t.{k} = s.{k}" for k in keys)
-        for attempt in range(_COMMIT_ATTEMPTS):
-            try:
-                with self._errors(table, "merge into"):
-                    (
-                        self.table(table)
-                        .merge(source, predicate=predicate, source_alias="s", target_alias="t")
-                        .when_matched_update_all()
-                        .when_not_matched_insert_all()
-                        .execute()
-                    )
-                return self.info(table)
-            except CommitFailedError:
-                if attempt == _COMMIT_ATTEMPTS - 1:
-                    raise
-                time.sleep(0.2 * (attempt + 1))
-        raise AssertionError("unreachable")
+
+        def merge() -> None:
+            with self._errors(table, "merge into"):
+                (
+                    self.table(table)
+                    .merge(source, predicate=predicate, source_alias="s", target_alias="t")
+                    .when_matched_update_all()
+                    .when_not_matched_insert_all()
+                    .execute()
+                )
+
+        _retry_conflicts(merge)
+        return self.info(table)
 
     def append_once(
         self, table: str, data: Data, *, app_id: str, version: int, partition_by: list[str] | None = None
@@ -201,17 +198,25 @@ class DeltaStore:
         }
 
     def _write(self, table: str, data: pa.Table | pa.RecordBatchReader, *, mode: str, **kwargs: Any) -> TableInfo:
-        retriable = not isinstance(data, pa.RecordBatchReader)  # a consumed stream cannot be replayed
-        for attempt in range(_COMMIT_ATTEMPTS):
-            try:
-                with self._errors(table, "write"):
-                    write_deltalake(self.uri(table), data, mode=mode, storage_options=self._options(), **kwargs)
-                return self.info(table)
-            except CommitFailedError:
-                if not retriable or attempt == _COMMIT_ATTEMPTS - 1:
-                    raise
-                time.sleep(0.2 * (attempt + 1))
-        raise AssertionError("unreachable")
+        def write() -> None:
+            with self._errors(table, "write"):
+                write_deltalake(self.uri(table), data, mode=mode, storage_options=self._options(), **kwargs)
+
+        # a consumed stream cannot be replayed: a RecordBatchReader write gets one attempt
+        _retry_conflicts(write, attempts=1 if isinstance(data, pa.RecordBatchReader) else _COMMIT_ATTEMPTS)
+        return self.info(table)
+
+
+def _retry_conflicts(operation: Callable[[], None], attempts: int = _COMMIT_ATTEMPTS) -> None:
+    """Run an idempotent write again when another writer won the optimistic commit race."""
+    for attempt in range(attempts):
+        try:
+            operation()
+            return
+        except CommitFailedError:
+            if attempt == attempts - 1:
+                raise
+            time.sleep(0.2 * (attempt + 1))
 
 
 def _is_uri(root: str) -> bool:

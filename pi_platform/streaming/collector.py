@@ -141,6 +141,8 @@ class Collector:
         path = self.state_dir / state.SUBSCRIPTION_FILE
         if not path.exists() and self._initial:
             state.write_subscription(self.state_dir, self._initial, start=self.config.start, source="command line")
+        if not path.exists():
+            log.info("no subscription yet: waiting for %s (written by the Dagster sensor)", path)
         while not stop.is_set():
             try:
                 stat = path.stat()
@@ -247,11 +249,13 @@ class Collector:
                 return
             if not await self._wait_for_input(stop):
                 continue
-            # Let the batch fill up to its age or size limit (a flush on stop does not wait).
-            deadline = time.monotonic() + self.config.batch_max_age_s
-            while (not stop.is_set() and time.monotonic() < deadline
+            # Let the batch fill up to its size limit or until its oldest value has waited the maximum age
+            # (time spent behind the previous commit counts); a flush on stop does not wait.
+            oldest = self.wal.oldest_received_ns
+            deadline = (time.time() if oldest is None else oldest / 1e9) + self.config.batch_max_age_s
+            while (not stop.is_set() and time.time() < deadline
                    and self.wal.buffered_bytes < self.config.batch_max_bytes):
-                await asyncio.sleep(min(0.05, self.config.batch_max_age_s))
+                await asyncio.sleep(min(0.02, max(0.0, deadline - time.time())))
             records, authoritative = await self._take_batch()
             while True:  # the batch stays in hand until it is committed: PI or storage being down loses nothing
                 try:
@@ -351,6 +355,11 @@ class Collector:
     # ------------------------------------------------------------------ status
     async def _status_loop(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
+            for conn, task in self._connections.values():
+                if task.done() and not task.cancelled() and task.exception() is not None:
+                    # Not a network problem (those are retried inside): e.g. the WAL's disk failed. Stop the
+                    # collector so its supervisor restarts it and recovery runs, rather than go on half-deaf.
+                    raise RuntimeError(f"connection {conn.name} failed") from task.exception()
             self._write_status()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), self.config.status_interval_s)

@@ -37,6 +37,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--web-id", action="append", default=[], help="stream WebId to subscribe (repeatable)")
     parser.add_argument("--tag", action="append", default=[], help="PI point name to subscribe (repeatable)")
     parser.add_argument("--start", default="*", help="where never-committed streams start (PI time, default *)")
+    parser.add_argument("--correction-lookback", type=float, default=600.0,
+                        help="seconds before each stream's last committed value re-read on every reconnect, to catch "
+                        "corrections made while disconnected (default 600)")
     parser.add_argument("--batch-age", type=float, default=1.0, help="seconds a micro-batch may wait (default 1)")
     parser.add_argument("--batch-bytes", type=int, default=16 << 20, help="raw JSON bytes per micro-batch")
     parser.add_argument("--buffer-bytes", type=int, default=256 << 20, help="in-memory buffer before back-pressure")
@@ -69,6 +72,7 @@ def run(args: argparse.Namespace) -> int:
         batch_max_age_s=args.batch_age,
         max_buffer_bytes=args.buffer_bytes,
         start=args.start,
+        correction_lookback_s=args.correction_lookback,
         fsync=not args.no_fsync,
     )
     asyncio.run(_run(config, pi, list(args.web_id), list(args.tag)))
@@ -121,7 +125,7 @@ def format_status(status: dict) -> str:
         f"reconnects   {status.get('reconnects', 0)} (dead channels {status.get('dead_channels', 0)})",
         f"backfills    {status['backfills'].get('finished', 0)} done, {status['backfills'].get('running', 0)} running, "
         f"{status['backfills'].get('failed', 0)} failed",
-        f"last commit  " + (f"Delta v{last['delta_version']} {last['mode']} {last['rows']} rows "
+        "last commit  " + (f"Delta v{last['delta_version']} {last['mode']} {last['rows']} rows "
                             f"{now - last['committed_at']:.1f}s ago" if last else "none yet"),
         f"committed    {status.get('total_rows_committed', 0)} rows in {status.get('commits', 0)} commits",
     ]

@@ -168,6 +168,11 @@ class WriteAheadLog:
     def buffered_records(self) -> int:
         return len(self._tail)
 
+    @property
+    def oldest_received_ns(self) -> int | None:
+        """Receive time of the oldest record waiting in the tail (what a micro-batch's age is measured by)."""
+        return self._tail[0].received_at_ns if self._tail else None
+
     def append_sync(self, items: list[tuple[int, str, bytes]]) -> list[int]:
         """Write and fsync records (received_at_ns, source, payload) now, without back-pressure (tools, tests)."""
         ends = self._write([_frame(*item) for item in items])

@@ -21,7 +21,7 @@ def by_web_id(table: pa.Table) -> dict[str, dict]:
 
 
 def test_events_of_a_day_equal_ground_truth(runner, small_simulator):
-    result = runner.materialize(EVENTS)
+    result = runner.materialize(("af_elements",) + EVENTS)
     assert result.success and all(e.passed for e in result.get_asset_check_evaluations())
     start, end = day_bounds(DAY)
     expected = truth.frames(small_simulator.plant, start, end)
@@ -32,8 +32,11 @@ def test_events_of_a_day_equal_ground_truth(runner, small_simulator):
 
     alarms = by_web_id(runner.table("alarms"))
     assert alarms.keys() == {w for w, f in expected.items() if f["can_be_acknowledged"]}
+    paths = {e.web_id: e.path for e in small_simulator.plant.elements}
     for web_id, alarm in alarms.items():
         assert alarm["annotation_count"] == expected[web_id]["annotation_count"]
+        assert alarm["element_path"] == paths[alarm["element_web_id"]]
+        assert alarm["source"] == f"{alarm['template_name']} @ {alarm['element_path']}"
         assert alarm["is_active"] == expected[web_id]["is_open"]
     assert any(a["annotation_count"] for a in alarms.values())
     assert all(a["time_to_ack_s"] > 0 for a in alarms.values() if a["is_acknowledged"])

@@ -21,10 +21,14 @@ def test_definitions_validate_and_hold_every_asset():
     dg.Definitions.validate_loadable(defs)
     keys = {k.to_user_string() for k in defs.resolve_all_asset_keys()}
     assert {"af_elements", "af_attributes", "pi_points", "recorded_values", "event_frames", "alarms", "alarm_kpis"} <= keys
-    for name in ("recorded_values", "event_frames", "pi_points"):
-        spec = next(iter(defs.get_assets_def(name).specs))
+    for name in ("af_elements", "af_attributes", "pi_points", "recorded_values", "event_frames", "alarms", "alarm_kpis"):
+        assets_def = defs.get_assets_def(name)
+        spec = next(iter(assets_def.specs))
         assert spec.owners and spec.kinds >= {"deltalake"} and spec.description and spec.group_name
         assert spec.freshness_policy is not None
+        assert assets_def.backfill_policy == dg.BackfillPolicy.single_run()
+        reads_pi = name != "alarm_kpis"
+        assert (assets_def.op.pool == "pi_webapi") == reads_pi, name  # backfills share the PI pool
 
 
 def test_previous_day_schedule_targets_yesterday_after_the_lag():
@@ -90,3 +94,37 @@ def test_dagster_cli_materialises_a_partition(make_simulator, tmp_path):
     stored = DeltaStore(str(tmp_path / "lake")).read("recorded_values")
     assert set(stored["event_date"].to_pylist()) == {DAY}
     assert sort_values(stored.select(VALUE_SCHEMA.names)).equals(truth.recorded(simulator.plant, start, end))
+
+
+def test_maintenance_schedule_requests_the_maintenance_job():
+    schedule = defs.resolve_schedule_def("delta_maintenance_schedule")
+    with dg.instance_for_test() as instance:
+        context = dg.build_schedule_context(
+            instance=instance, scheduled_execution_time=datetime(2024, 3, 4, 3, 30, tzinfo=timezone.utc),
+            repository_def=defs.get_repository_def(),
+        )
+        requests = schedule.evaluate_tick(context).run_requests
+    assert len(requests) == 1 and schedule.job_name == "delta_maintenance"
+
+
+def run_freshness_checks(runner) -> dict[str, dg.AssetCheckEvaluation]:
+    from pi_platform.defs.freshness import freshness_checks
+
+    keys = {key for checks in freshness_checks for key in checks.check_keys}
+    job = defs.resolve_implicit_global_asset_job_def().get_subset(asset_selection=set(), asset_check_selection=keys)
+    result = job.execute_in_process(instance=runner.instance, resources=runner.resources)
+    return {e.asset_key.to_user_string(): e for e in result.get_asset_check_evaluations()}
+
+
+def test_data_level_freshness_uses_the_newest_value_time(make_simulator, make_runner):
+    old = make_runner(make_simulator(n_tags=3, now=NOW, edge_tags=False), "old")
+    assert old.materialize(["recorded_values"]).success
+    stale = run_freshness_checks(old)["recorded_values"]
+    newest = old.store.read("recorded_values")["timestamp"]
+    assert not stale.passed
+    assert stale.metadata["dagster/last_updated_timestamp"].value == max(newest.to_pylist()).timestamp()
+
+    live = make_runner(make_simulator(n_tags=3, edge_tags=False), "live")  # real clock: today's data is fresh
+    today = datetime.now(timezone.utc).date()
+    assert live.materialize(["recorded_values"], day=today).success
+    assert run_freshness_checks(live)["recorded_values"].passed

@@ -16,7 +16,7 @@ import websockets
 from pi_platform import webid
 from pi_platform.pitime import format_time
 from pi_platform.value_columns import sort_values
-from pi_platform_tests.simulator.conftest import FROZEN_NOW, items_to_table
+from pi_platform_tests.simulator.support import FROZEN_NOW, items_to_table
 
 
 def _channel_url(sim, web_ids, **options) -> str:

@@ -4,7 +4,7 @@ from datetime import datetime, timezone
 
 import pytest
 
-from pi_platform_tests.simulator.conftest import FROZEN_NOW
+from pi_platform_tests.simulator.support import FROZEN_NOW
 
 WINDOW = {"startTime": "2024-05-01T00:00:00Z", "endTime": "2024-05-02T00:00:00Z"}
 

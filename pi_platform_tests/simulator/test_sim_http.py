@@ -5,7 +5,7 @@ from datetime import datetime
 import pytest
 
 from pi_platform import webid
-from pi_platform_tests.simulator.conftest import DAY, items_to_table
+from pi_platform_tests.simulator.support import DAY, items_to_table
 
 
 def _walk(http):

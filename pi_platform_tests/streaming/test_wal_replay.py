@@ -12,6 +12,8 @@ from pi_platform.client import PIWebAPIConfig
 from pi_platform.streaming.channel import ChannelOptions, ChannelSocket, channel_urls
 from pi_platform.streaming.collector import Collector, CollectorConfig
 from pi_platform.streaming.messages import parse_records
+from pi_platform.storage import DeltaStore
+from pi_platform.streaming.sink import StreamSink
 from pi_platform.streaming.state import WAL_DIR, write_subscription
 from pi_platform.streaming.wal import WriteAheadLog
 from pi_platform.value_columns import VALUE_SCHEMA, sort_values
@@ -96,3 +98,34 @@ def test_status_command_reads_what_the_collector_wrote(make_simulator, tmp_path,
     assert cli.main(["stream", "--status", "--state-dir", str(tmp_path / "nowhere")]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "no collector status" in err
+
+
+def test_unusable_items_go_to_quarantine_once_and_good_values_still_land(tmp_path):
+    good = {"Timestamp": "2024-05-01T00:00:01Z", "Value": 1.5, "Good": True, "Questionable": False,
+            "Substituted": False, "Annotated": False}
+    broken = {"Timestamp": "2024-05-01T00:00:02Z", "Errors": [{"FieldName": "Value", "Message": ["PI Point not found"]}]}
+    message = orjson.dumps({"Links": {}, "Items": [{"WebId": "W1", "Name": "T1", "Links": {}, "Items": [good, broken]}]})
+    state_dir, lake = tmp_path / "state", tmp_path / "lake"
+    wal = WriteAheadLog(state_dir / WAL_DIR)
+    wal.open(0)
+    wal.append_sync([(1, "c1#1", message), (2, "c1#1", b'{"Links":{},"Items":[{"WebId":')])  # second: truncated
+    wal.close()
+    write_subscription(state_dir, [])
+    config = CollectorConfig(state_dir=state_dir, delta_root=str(lake), batch_max_age_s=0.1)
+    pi = PIWebAPIConfig(url="http://127.0.0.1:9/piwebapi")  # never contacted: nothing is late or subscribed
+
+    asyncio.run(_run_until_idle(Collector(config, pi)))
+    values = table_values(lake)
+    assert values["value"].to_pylist() == [1.5] and values["name"].to_pylist() == ["T1"]
+    store = DeltaStore(str(lake))
+    quarantined = store.read("quarantine")
+    reasons = sorted(quarantined["reason"].to_pylist())
+    assert len(reasons) == 2
+    assert reasons[0].startswith("PI reported per-value Errors") and "PI Point not found" in reasons[0]
+    assert reasons[1].startswith("unreadable channel message")
+    assert set(quarantined["table_name"].to_pylist()) == {"stream_values"}
+
+    # Replaying the same records (as after a crash between the quarantine write and the commit) adds nothing.
+    StreamSink(store, config.app_id).quarantine(quarantined.select(["web_id", "reason", "raw"]))
+    assert store.read("quarantine").num_rows == 2
+

@@ -55,6 +55,8 @@ def af_attributes(context: dg.AssetExecutionContext, pi_webapi: PIWebAPIResource
     store = delta.store()
     elements = store.read_range(AF_ELEMENTS.name, AF_ELEMENTS.partition_column, window.days[-1], window.end)
     elements = elements.select(["web_id", "path"])
+    if elements.num_rows == 0:
+        context.log.warning(f"af_elements has no snapshot for {window.days[-1]}: materialise af_elements for it first")
 
     async def read(client: PIWebAPIClient):
         per_element = await catalog.attribute_items(client, elements["web_id"].to_pylist())

@@ -19,7 +19,7 @@ from pi_platform.defs.metadata import counts_chart, table_metadata
 from pi_platform.defs.partitions import Window, daily_partitions, run_window
 from pi_platform.defs.resources import DeltaStorageResource, PIWebAPIResource
 from pi_platform.storage import DeltaStore, replace_quarantine, schemas, split_valid
-from pi_platform.storage.tables import ALARM_KPIS, ALARMS, EVENT_FRAMES, TableSpec
+from pi_platform.storage.tables import AF_ELEMENTS, ALARM_KPIS, ALARMS, EVENT_FRAMES, TableSpec
 
 _COMMON = dict(
     partitions_def=daily_partitions,
@@ -71,7 +71,7 @@ def event_frames(context: dg.AssetExecutionContext, pi_webapi: PIWebAPIResource,
 @dg.asset(
     **_COMMON,
     pool=PI_POOL,
-    deps=[event_frames],
+    deps=[event_frames, "af_elements"],
     metadata={"table": ALARMS.name},
     check_specs=checks.standard_specs("alarms", row_count=False),
     description="Alarm event frames of each day (severity, acknowledgement, active, element, template) with annotations.",
@@ -87,7 +87,14 @@ def alarms(context: dg.AssetExecutionContext, pi_webapi: PIWebAPIResource, delta
         return await ef.read_annotations(client, annotated)
 
     notes = dict(zip(annotated, pi_webapi.run(read))) if annotated else {}
-    return _upsert_validated(context, store, ALARMS, schemas.ALARMS, ef.alarms_table(frames, notes), window)
+    return _upsert_validated(context, store, ALARMS, schemas.ALARMS, ef.alarms_table(frames, notes, _element_paths(store, window)), window)
+
+
+def _element_paths(store: DeltaStore, window: Window) -> pa.Table:
+    """(web_id, path) of the AF snapshot of the window's last day; empty if af_elements has none."""
+    if not store.exists(AF_ELEMENTS.name):
+        return AF_ELEMENTS.empty().select(["web_id", "path"])
+    return store.read_range(AF_ELEMENTS.name, AF_ELEMENTS.partition_column, window.days[-1], window.end, columns=["web_id", "path"])
 
 
 @dg.asset(

@@ -58,8 +58,9 @@ async def read_annotations(client: PIWebAPIClient, web_ids: Sequence[str]) -> li
     return list(await asyncio.gather(*(client.annotations(web_id) for web_id in web_ids)))
 
 
-def alarms_table(frames: pa.Table, annotations: dict[str, list[dict]]) -> pa.Table:
-    """`alarms` rows from alarm frames and their annotations (by frame WebID)."""
+def alarms_table(frames: pa.Table, annotations: dict[str, list[dict]], element_paths: pa.Table) -> pa.Table:
+    """`alarms` rows from alarm frames, their annotations (by frame WebID) and element paths (web_id, path)
+    so the KPIs name bad actors the way operators know them."""
     level = {name: i for i, name in enumerate(SEVERITIES)}
     web_ids = frames["web_id"].to_pylist()
     notes = [annotations.get(w, []) for w in web_ids]
@@ -68,11 +69,13 @@ def alarms_table(frames: pa.Table, annotations: dict[str, list[dict]]) -> pa.Tab
         pc.cast(pc.subtract(frames["acknowledged_date"], frames["start_time"]), pa.int64()), 1_000_000.0
     )
     template = pc.fill_null(frames["template_name"], "")
-    element = pc.fill_null(frames["primary_element_web_id"], "")
+    paths = pc.take(element_paths["path"], pc.index_in(frames["primary_element_web_id"], value_set=element_paths["web_id"]))
+    element = pc.fill_null(pc.coalesce(paths, frames["primary_element_web_id"]), "")
     return conform(
         frames,
         ALARMS,
-        source=pc.binary_join_element_wise(template, element, "@"),
+        element_path=paths,
+        source=pc.binary_join_element_wise(template, element, " @ "),
         severity_level=pa.array([level.get(s) for s in frames["severity"].to_pylist()], pa.int32()),
         element_web_id=frames["primary_element_web_id"],
         is_active=frames["is_open"],

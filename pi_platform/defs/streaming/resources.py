@@ -48,7 +48,7 @@ class StreamCollectorResource(dg.ConfigurableResource):
     stale_error_factor: float = Field(10.0, description="ERROR when a tag is silent this many usual intervals")
     stale_min_interval_s: float = Field(1.0, description="floor of a tag's usual interval")
     stale_default_interval_s: float = Field(60.0, description="usual interval for tags with < 2 recent values")
-    stale_lookback_s: float = Field(6 * 3600.0, description="window read by the stale-stream check")
+    stale_lookback_s: float = Field(3600.0, description="window read by the stale-stream check (tags silent longer are missing)")
     silent_after_s: float = Field(120.0, description="no new rows for this long: the whole stream is silent")
     alert_webhook_url: str | None = Field(None, description=f"POST target for ERROR alerts (default: env {ALERT_WEBHOOK_ENV})")
 
@@ -96,6 +96,17 @@ class StreamCollectorResource(dg.ConfigurableResource):
             process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env,
                                        start_new_session=True, stdin=subprocess.DEVNULL)
         return process.pid
+
+    def last_log_line(self) -> str | None:
+        """The last line a locally started collector logged (why it died, typically a one-line error)."""
+        try:
+            with open(Path(self.state_dir) / "collector.log", "rb") as log:
+                log.seek(0, os.SEEK_END)
+                log.seek(max(0, log.tell() - 4096))
+                lines = log.read().decode("utf-8", "replace").strip().splitlines()
+        except OSError:
+            return None
+        return lines[-1] if lines else None
 
     @staticmethod
     def stop_collector(pid: int) -> None:

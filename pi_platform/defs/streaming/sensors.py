@@ -93,7 +93,9 @@ def keep_alive(context: dg.SensorEvaluationContext, collector: StreamCollectorRe
     if cursor.started_at is not None and time.time() - cursor.started_at < collector.startup_grace_s:
         return
     if cursor.pid is not None:
-        collector.stop_collector(cursor.pid)  # ours, and hung: it no longer beats
+        collector.stop_collector(cursor.pid)  # ours, and hung or exited: it no longer beats
+        if last := collector.last_log_line():
+            context.log.warning(f"collector pid {cursor.pid} stopped beating; its last log line: {last}")
     cursor.pid = collector.start_collector()
     cursor.started_at = time.time()
     cursor.restarts += 1
