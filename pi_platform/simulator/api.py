@@ -16,7 +16,7 @@ import orjson
 from pi_platform import webid
 from pi_platform.pitime import PITimeError, parse_time
 from pi_platform.simulator.clock import to_us
-from pi_platform.simulator.plant import NotAStream, ObjectNotFound
+from pi_platform.simulator.plant import NotAStream, ObjectNotFound, Stream
 
 if TYPE_CHECKING:
     from pi_platform.simulator.faults import FaultState
@@ -161,7 +161,7 @@ class Ctx:
             raise ApiError(400, f"The WebID '{web_id}' does not refer to the expected type of object.")
         return obj
 
-    def stream(self, web_id: str):  # noqa: ANN201
+    def stream(self, web_id: str) -> Stream:
         try:
             return self.plant.stream(web_id)
         except webid.InvalidWebId as exc:

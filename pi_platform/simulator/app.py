@@ -12,6 +12,8 @@ import time
 from typing import TYPE_CHECKING
 from urllib.parse import parse_qsl
 
+from starlette.types import Receive, Scope, Send
+
 from pi_platform.simulator import batch, routes_catalog, routes_events, routes_streams
 from pi_platform.simulator.admin import build_admin
 from pi_platform.simulator.api import Ctx, Reply, Router, error_reply
@@ -80,7 +82,7 @@ class SimulatorApp:
         self.channels = ChannelHub(self)
         self.admin = build_admin(self)
 
-    async def __call__(self, scope, receive, send) -> None:  # noqa: ANN001 - ASGI signature
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
         if kind == "lifespan":
             await _lifespan(receive, send)
@@ -122,7 +124,7 @@ class SimulatorApp:
             challenges.append(("www-authenticate", value))
         return False, challenges
 
-    def admit(self, scope) -> Reply | None:  # noqa: ANN001
+    def admit(self, scope: Scope) -> Reply | None:
         """Rate limit and auth for a request or upgrade; a Reply means refuse with it."""
         client = (scope.get("client") or ("?", 0))[0]
         if not self.limiter.allow(client, self.config.rate_limit, self.config.rate_limit_window_s):
@@ -138,7 +140,7 @@ class SimulatorApp:
         return None
 
     # ---- HTTP ---------------------------------------------------------------------------------------------
-    async def _http(self, scope, receive, send) -> None:  # noqa: ANN001
+    async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
         self.stats.requests += 1
         refused = self.admit(scope)
         if refused is not None:
@@ -201,11 +203,11 @@ class SimulatorApp:
         return self.router.dispatch(ctx)
 
 
-def _headers(scope) -> dict[str, str]:  # noqa: ANN001
+def _headers(scope: Scope) -> dict[str, str]:
     return {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
 
 
-async def _read_body(receive) -> bytes:  # noqa: ANN001
+async def _read_body(receive: Receive) -> bytes:
     chunks = []
     while True:
         message = await receive()
@@ -217,7 +219,7 @@ async def _read_body(receive) -> bytes:  # noqa: ANN001
     return b"".join(chunks)
 
 
-async def _send(send, reply: Reply, content: bytes | None = None) -> None:  # noqa: ANN001
+async def _send(send: Send, reply: Reply, content: bytes | None = None) -> None:
     content = reply.content() if content is None else content
     headers = [(b"content-type", b"application/json; charset=utf-8"), (b"content-length", str(len(content)).encode())]
     headers += [(k.encode("latin-1"), v.encode("latin-1")) for k, v in reply.headers]
@@ -229,14 +231,14 @@ class AbortConnection(Exception):
     """Raised after a partial body so uvicorn drops the connection (a truncated response on the wire)."""
 
 
-async def _send_truncated(send, content: bytes) -> None:  # noqa: ANN001
+async def _send_truncated(send: Send, content: bytes) -> None:
     headers = [(b"content-type", b"application/json; charset=utf-8"), (b"content-length", str(len(content)).encode())]
     await send({"type": "http.response.start", "status": 200, "headers": headers})
     await send({"type": "http.response.body", "body": content[: len(content) // 2], "more_body": True})
     raise AbortConnection("truncated_rate fault: connection dropped mid-body")
 
 
-async def _lifespan(receive, send) -> None:  # noqa: ANN001
+async def _lifespan(receive: Receive, send: Send) -> None:
     while True:
         message = await receive()
         if message["type"] == "lifespan.startup":

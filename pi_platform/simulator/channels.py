@@ -17,6 +17,7 @@ from urllib.parse import parse_qsl
 
 import numpy as np
 import orjson
+from starlette.types import Receive, Scope, Send
 
 from pi_platform.simulator import jsonfmt, readers
 from pi_platform.simulator.api import ApiError, Ctx, Reply
@@ -51,7 +52,7 @@ class ChannelHub:
             channel.drop()
         return len(channels)
 
-    async def handle(self, scope, receive, send) -> None:  # noqa: ANN001 - ASGI
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         message = await receive()
         if message["type"] != "websocket.connect":
             return
@@ -73,7 +74,7 @@ class ChannelHub:
         finally:
             self._open.discard(channel)
 
-    def _subscription(self, scope) -> tuple[list[Stream], dict[str, object]]:  # noqa: ANN001
+    def _subscription(self, scope: Scope) -> tuple[list[Stream], dict[str, object]]:
         path = scope["path"]
         query = parse_qsl(scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True)
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
@@ -99,7 +100,7 @@ class ChannelHub:
 
 
 class Channel:
-    def __init__(self, app: "SimulatorApp", streams: list[Stream], options: dict, receive, send) -> None:  # noqa: ANN001
+    def __init__(self, app: "SimulatorApp", streams: list[Stream], options: dict, receive: Receive, send: Send) -> None:
         self.app = app
         self.streams = streams
         self.options = options
@@ -221,7 +222,7 @@ class Channel:
         return '{"Links":{},"Items":[' + ",".join(parts) + "]}"
 
 
-async def _deny(send, reply: Reply) -> None:  # noqa: ANN001
+async def _deny(send: Send, reply: Reply) -> None:
     content = reply.content()
     headers = [(b"content-type", b"application/json; charset=utf-8"), (b"content-length", str(len(content)).encode())]
     headers += [(k.encode("latin-1"), v.encode("latin-1")) for k, v in reply.headers]

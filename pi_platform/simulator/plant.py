@@ -8,6 +8,7 @@ streams/{webId}/recorded with boundaryType=Inside and no maxCount limit).
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import cached_property
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pyarrow as pa
@@ -34,6 +35,9 @@ from pi_platform.simulator.values import (
     as_of,
 )
 from pi_platform.value_columns import TIMESTAMP, VALUE_SCHEMA
+
+if TYPE_CHECKING:
+    from pi_platform.simulator.events import EventFrames
 
 
 class ObjectNotFound(LookupError):
@@ -149,8 +153,8 @@ class Plant:
         return self.clock.now()
 
     @cached_property
-    def events(self):  # noqa: ANN201 - imported lazily to keep phase-1 imports light
-        from pi_platform.simulator.events import EventFrames
+    def events(self) -> "EventFrames":
+        from pi_platform.simulator.events import EventFrames  # events imports this module
 
         return EventFrames(self)
 

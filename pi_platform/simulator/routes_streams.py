@@ -4,6 +4,8 @@ Bodies are assembled as JSON text around the fast value serialiser (jsonfmt), si
 where the bytes are.
 """
 
+from collections.abc import Callable
+
 import numpy as np
 import orjson
 
@@ -69,7 +71,7 @@ def _values_text(ctx: Ctx, stream: Stream, block: Block) -> tuple[str, bool]:
     return jsonfmt.timed_values(block, stream.point, stream.units, errors, notes), broken
 
 
-def _annotation_maker(ctx: Ctx, stream: Stream, block: Block):  # noqa: ANN202
+def _annotation_maker(ctx: Ctx, stream: Stream, block: Block) -> Callable[[int, str], list[dict]]:
     """Deterministic StreamAnnotation objects for annotated values (same text every time they are read)."""
     seed = ctx.plant.seed
 
@@ -254,7 +256,7 @@ def _streamset_recorded(ctx: Ctx, streams: list[Stream]) -> Reply:
     return Reply(body="".join(pieces).encode(), values=total)
 
 
-def _streamset_single(ctx: Ctx, streams: list[Stream], reader, as_items: bool) -> Reply:  # noqa: ANN001
+def _streamset_single(ctx: Ctx, streams: list[Stream], reader: Callable[[Ctx, Stream], Block], as_items: bool) -> Reply:
     parts = []
     for stream in streams:
         value = jsonfmt.timed_value(reader(ctx, stream), stream.point, stream.units)

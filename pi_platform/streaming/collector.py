@@ -31,6 +31,7 @@ from pi_platform.streaming import reads, state
 from pi_platform.streaming.channel import ChannelConnection, ChannelOptions, channel_urls, handshake_headers, ssl_context
 from pi_platform.streaming.messages import parse_records
 from pi_platform.streaming.metrics import RollingMetrics
+from pi_platform.streaming.rhythm import StreamRhythm
 from pi_platform.streaming.reconcile import Plan, compose, drop_before_start, late_groups
 from pi_platform.streaming.sink import Commit, StreamSink
 from pi_platform.streaming.wal import WalRecord, WriteAheadLog
@@ -57,6 +58,7 @@ class CollectorConfig:
     correction_lookback_s: float = 600.0
     fsync: bool = True
     status_interval_s: float = 1.0
+    tags_interval_s: float = 5.0  # tags.json is O(streams): rewritten less often than status.json
     subscription_poll_s: float = 1.0
 
     @property
@@ -73,6 +75,7 @@ class Collector:
         self.wal = WriteAheadLog(self.state_dir / state.WAL_DIR, max_buffer_bytes=config.max_buffer_bytes,
                                  fsync=config.fsync)
         self.metrics = RollingMetrics()
+        self.rhythm = StreamRhythm()
         self._initial = initial_web_ids or []
         self._lock = state.StateLock(self.state_dir)
         self._connections: dict[str, tuple[ChannelConnection, asyncio.Task[None]]] = {}
@@ -103,6 +106,8 @@ class Collector:
         try:
             committed = await asyncio.to_thread(self.sink.committed_offset)
             self._hwm = await asyncio.to_thread(self.sink.high_water_marks)
+            previous = state.read_json(self.state_dir / state.TAGS_FILE) or {}
+            self.rhythm = StreamRhythm(previous.get("tags"), self._hwm)
             replayed = self.wal.open(committed)
             if replayed:
                 log.info("replaying %d WAL records received before the last stop", len(replayed))
@@ -133,6 +138,8 @@ class Collector:
                 await tasks[0]
         finally:
             self.wal.close()
+            if self.ready.is_set():
+                self._write_tags()
             self._write_status(final=True)
             self._lock.release()
 
@@ -333,6 +340,7 @@ class Collector:
                 if ts > self._hwm.get(web_id, -1):
                     self._hwm[web_id] = ts
         self._remember_reads(authoritative, late)
+        self.rhythm.update(rows)
         stamps = rows["timestamp"].slice(0, plan.fresh_rows).cast(pa.int64()).to_numpy(zero_copy_only=False)
         self.metrics.record(commit.committed_at, commit.rows, commit.committed_at - stamps / 1e6)
         self.wal.truncate_before(commit.wal_offset)
@@ -354,6 +362,7 @@ class Collector:
 
     # ------------------------------------------------------------------ status
     async def _status_loop(self, stop: asyncio.Event) -> None:
+        tags_written = 0.0
         while not stop.is_set():
             for conn, task in self._connections.values():
                 if task.done() and not task.cancelled() and task.exception() is not None:
@@ -361,6 +370,9 @@ class Collector:
                     # collector so its supervisor restarts it and recovery runs, rather than go on half-deaf.
                     raise RuntimeError(f"connection {conn.name} failed") from task.exception()
             self._write_status()
+            if time.monotonic() - tags_written >= self.config.tags_interval_s:
+                self._write_tags()
+                tags_written = time.monotonic()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), self.config.status_interval_s)
 
@@ -391,6 +403,9 @@ class Collector:
             "verified_groups": self._verified_groups,
             "last_error": self._last_error,
         }
+
+    def _write_tags(self) -> None:
+        state.write_json(self.state_dir / state.TAGS_FILE, {"written_at": time.time(), "tags": self.rhythm.snapshot()})
 
     def _write_status(self, final: bool = False) -> None:
         document = self.status()

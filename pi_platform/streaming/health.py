@@ -1,17 +1,16 @@
 """Is the stream healthy? Per-tag staleness, whole-stream silence and channel health, without Dagster.
 
 Per tag, "stale" is relative to the tag's own rhythm: a tag that updates every second is stale after a
-few seconds of silence, one that updates hourly is not. The usual interval is the median gap between the
-tag's distinct timestamps in the look-back window; a tag is WARN-stale past `warn_factor` x that interval
-and ERROR-stale past `error_factor` x it. A subscribed tag with no value at all in the window is ERROR
-once it has been subscribed for `error_factor` x the default interval (a new tag gets that long to speak).
-Only the look-back window is read (file statistics prune the rest), so the check stays cheap on a big table.
+few seconds of silence, one that updates hourly is not. The collector publishes each tag's last committed
+value time and usual interval (rhythm.py, tags.json); a tag is WARN-stale past `warn_factor` x its interval
+and ERROR-stale past `error_factor` x it. A subscribed tag that never delivered a value is ERROR once it has
+been subscribed for `error_factor` x the default interval (a new tag gets that long to speak). No table
+scan per evaluation, and slow tags are judged by their own rhythm however long ago they last spoke.
 """
 
 import time
 from dataclasses import dataclass, field
 
-import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as ds
@@ -24,7 +23,6 @@ class StalenessPolicy:
     error_factor: float = 10.0
     min_interval_s: float = 1.0  # never call a tag stale faster than this times the factor
     default_interval_s: float = 60.0  # for tags with fewer than two values in the window
-    lookback_s: float = 3600.0  # read per evaluation; ~3.6M rows for 1,000 tags at 1 value/s
     silent_after_s: float = 120.0  # no commit with rows for this long: the whole stream is silent
 
 
@@ -46,48 +44,46 @@ class TagStaleness:
 
 
 def tag_staleness(
-    table_uri: str,
+    published: dict | None,
     policy: StalenessPolicy,
     *,
     expected: dict[str, float] | None = None,
-    storage_options: dict[str, str] | None = None,
     now: float | None = None,
 ) -> TagStaleness:
-    """`expected`: subscribed WebIds -> since when (epoch s) they are subscribed; None = whatever is in the table."""
+    """`published`: the collector's tags.json (`written_at`, `tags`: web_id -> [name, last value time, usual
+    interval]); `expected`: subscribed WebIds -> since when they are subscribed (None: every published tag).
+
+    Ages are taken at the snapshot's time while the collector keeps publishing, so a snapshot a few seconds
+    old never makes a healthy fast tag look stale; once it stops publishing, ages run on to now (and
+    `stream_flowing` reports the collector itself)."""
     now = time.time() if now is None else now
+    published = published if isinstance(published, dict) else {}
+    tags = published.get("tags") or {}
+    written_at = float(published.get("written_at") or 0.0)
+    if now - written_at < policy.silent_after_s:
+        now = written_at
     grace = policy.error_factor * policy.default_interval_s
-    overdue = sorted(w for w, since in (expected or {}).items() if now - since > grace)
-    if not DeltaTable.is_deltatable(table_uri, storage_options=storage_options):
-        return TagStaleness(now, 0, missing=overdue)
-    since = pa.scalar(int((now - policy.lookback_s) * 1e6), pa.int64()).cast(pa.timestamp("us", tz="UTC"))
-    dataset = DeltaTable(table_uri, storage_options=storage_options).to_pyarrow_dataset()
-    rows = dataset.to_table(columns=["web_id", "name", "timestamp"], filter=ds.field("timestamp") >= since)
-    if expected is not None:
-        rows = rows.filter(pc.is_in(rows["web_id"], pa.array(sorted(set(expected)), pa.string())))
-    seen = set(rows["web_id"].unique().to_pylist()) if rows.num_rows else set()
-    missing = [w for w in overdue if w not in seen]
-    if rows.num_rows == 0:
-        return TagStaleness(now, 0, missing=missing)
-    rows = rows.sort_by([("web_id", "ascending"), ("timestamp", "ascending")])
-    web_ids = rows["web_id"].to_numpy(zero_copy_only=False)
-    ts = rows["timestamp"].cast(pa.int64()).to_numpy(zero_copy_only=False) / 1e6
-    names = rows["name"].to_numpy(zero_copy_only=False)
-    starts = np.flatnonzero(np.r_[True, web_ids[1:] != web_ids[:-1]])
-    ends = np.r_[starts[1:], len(ts)]
+    judged = list(expected) if expected is not None else list(tags)
     warn: dict[str, float] = {}
     error: dict[str, float] = {}
-    for lo, hi in zip(starts, ends, strict=True):
-        distinct = np.unique(ts[lo:hi])
-        interval = float(np.median(np.diff(distinct))) if len(distinct) > 1 else policy.default_interval_s
-        interval = max(interval, policy.min_interval_s)
-        age = now - distinct[-1]
-        label = str(names[hi - 1] or web_ids[lo])
+    missing: list[str] = []
+    newest: float | None = None
+    for web_id in judged:
+        if web_id not in tags:
+            if expected is not None and now - expected[web_id] > grace:
+                missing.append(web_id)
+            continue
+        name, last, interval = tags[web_id]
+        newest = last if newest is None else max(newest, last)
+        interval = max(interval if interval is not None else policy.default_interval_s, policy.min_interval_s)
+        age = now - last
+        label = name or web_id
         if age > policy.error_factor * interval:
             error[label] = round(age, 1)
         elif age > policy.warn_factor * interval:
             warn[label] = round(age, 1)
-    newest = float(ts.max())
-    return TagStaleness(now, len(starts), warn, error, missing, newest, now - newest)
+    seen = sum(1 for w in judged if w in tags)
+    return TagStaleness(now, seen, warn, error, sorted(missing), newest, None if newest is None else now - newest)
 
 
 @dataclass(frozen=True)
@@ -117,10 +113,11 @@ def stream_silence(status: dict | None, newest_received_at: float | None, policy
 
 def newest_received_at(table_uri: str, policy: StalenessPolicy, storage_options: dict[str, str] | None = None,
                        now: float | None = None) -> float | None:
+    """Receive time of the newest row, looking only as far back as silence matters (file statistics prune)."""
     now = time.time() if now is None else now
     if not DeltaTable.is_deltatable(table_uri, storage_options=storage_options):
         return None
-    since = pa.scalar(int((now - policy.lookback_s) * 1e6), pa.int64()).cast(pa.timestamp("us", tz="UTC"))
+    since = pa.scalar(int((now - 2 * policy.silent_after_s) * 1e6), pa.int64()).cast(pa.timestamp("us", tz="UTC"))
     dataset = DeltaTable(table_uri, storage_options=storage_options).to_pyarrow_dataset()
     column = dataset.to_table(columns=["received_at"], filter=ds.field("received_at") >= since)["received_at"]
     newest = pc.max(column)

@@ -3,6 +3,7 @@
     <state_dir>/status.json        what the collector is doing (heartbeat, connections, throughput, commits)
     <state_dir>/subscription.json  the desired subscription: the control channel a sensor writes
     <state_dir>/cursors.json       per stream, where its data starts if it has never been committed
+    <state_dir>/tags.json          per stream, its name, last committed value time and usual interval
     <state_dir>/collector.lock     held while a collector runs on this directory
     <state_dir>/wal/               the write-ahead log
 
@@ -23,6 +24,7 @@ from pi_platform.streaming.errors import CollectorRunning
 STATUS_FILE = "status.json"
 SUBSCRIPTION_FILE = "subscription.json"
 CURSORS_FILE = "cursors.json"
+TAGS_FILE = "tags.json"
 LOCK_FILE = "collector.lock"
 WAL_DIR = "wal"
 

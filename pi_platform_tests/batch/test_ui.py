@@ -94,8 +94,9 @@ def test_ui_shows_asset_graph_and_check_results(plain_simulator, webserver, tmp_
     import dagster as dg
 
     home, url = webserver
-    runner = Runner(plain_simulator, tmp_path / "lake", dg.DagsterInstance.local_temp(str(home)))
-    assert runner.materialize(["pi_points", "recorded_values", "event_frames", "alarms", "alarm_kpis"]).success
+    with dg.instance_for_test(temp_dir=str(home)) as instance:  # the instance the webserver reads
+        runner = Runner(plain_simulator, tmp_path / "lake", instance)
+        assert runner.materialize(["pi_points", "recorded_values", "event_frames", "alarms", "alarm_kpis"]).success
     wait_until_loaded(url)
 
     graph = [f">{asset}<" for asset in ("event_frames", "alarms", "alarm_kpis")]

@@ -18,7 +18,7 @@ import dagster as dg
 from pi_platform.defs.streaming.assets import STREAM_VALUES
 from pi_platform.defs.streaming.resources import StreamCollectorResource
 from pi_platform.streaming import health
-from pi_platform.streaming.state import CURSORS_FILE, read_json, read_subscription
+from pi_platform.streaming.state import CURSORS_FILE, TAGS_FILE, read_json, read_subscription
 
 TAGS_FRESH = "tags_fresh"
 STREAM_FLOWING = "stream_flowing"
@@ -56,7 +56,8 @@ def tags_fresh(collector: StreamCollectorResource) -> Outcome:
     if subscription:
         since = read_json(Path(collector.state_dir) / CURSORS_FILE) or {}
         expected = {w: float(since.get(w, time.time() * 1e6)) / 1e6 for w in subscription["web_ids"]}
-    report = health.tag_staleness(collector.table_uri, collector.policy(), expected=expected)
+    published = read_json(Path(collector.state_dir) / TAGS_FILE)
+    report = health.tag_staleness(published, collector.policy(), expected=expected)
     severity = report.severity
     stale = sorted(report.error) + sorted(report.warn) + report.missing
     if severity is None:

@@ -48,7 +48,6 @@ class StreamCollectorResource(dg.ConfigurableResource):
     stale_error_factor: float = Field(10.0, description="ERROR when a tag is silent this many usual intervals")
     stale_min_interval_s: float = Field(1.0, description="floor of a tag's usual interval")
     stale_default_interval_s: float = Field(60.0, description="usual interval for tags with < 2 recent values")
-    stale_lookback_s: float = Field(3600.0, description="window read by the stale-stream check (tags silent longer are missing)")
     silent_after_s: float = Field(120.0, description="no new rows for this long: the whole stream is silent")
     alert_webhook_url: str | None = Field(None, description=f"POST target for ERROR alerts (default: env {ALERT_WEBHOOK_ENV})")
 
@@ -67,7 +66,6 @@ class StreamCollectorResource(dg.ConfigurableResource):
             error_factor=self.stale_error_factor,
             min_interval_s=self.stale_min_interval_s,
             default_interval_s=self.stale_default_interval_s,
-            lookback_s=self.stale_lookback_s,
             silent_after_s=self.silent_after_s,
         )
 
