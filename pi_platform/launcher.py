@@ -19,6 +19,7 @@ from pathlib import Path
 import httpx
 
 from pi_platform.errors import PlatformError
+from pi_platform.streaming.state import LOCK_FILE
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DAILY_JOB = "pi_daily"
@@ -44,6 +45,10 @@ def run(args: argparse.Namespace) -> int:
     shutil.copyfile(PROJECT_ROOT / "dagster.yaml", home / "dagster.yaml")
     env = {**os.environ, "DAGSTER_HOME": str(home)}
     env.setdefault("PI_DELTA_ROOT", str(PROJECT_ROOT / ".pi_platform" / "lake"))
+    # Locally the stream sensor starts the collector (subscribed to every point) as soon as the daemon runs.
+    env.setdefault("PI_STREAM_STATE_DIR", str(PROJECT_ROOT / ".pi_platform" / "stream"))
+    env.setdefault("PI_STREAM_SENSOR_DEFAULT", "running")
+    env.setdefault("PI_STREAM_NAME_FILTER", "*")
     children: list[subprocess.Popen] = []
     try:
         if not env.get("PI_WEBAPI_URL"):
@@ -75,6 +80,7 @@ def run(args: argparse.Namespace) -> int:
     finally:
         for child in reversed(children):
             _stop(child)
+        _stop_collector(Path(env["PI_STREAM_STATE_DIR"]))
 
 
 def _exe(name: str) -> str:
@@ -100,6 +106,41 @@ def _stop(child: subprocess.Popen) -> None:
             return
         except subprocess.TimeoutExpired:
             continue
+
+
+def _stop_collector(state_dir: Path) -> None:
+    """The sensor starts the collector in its own session so it outlives sensor ticks; stop it with us."""
+    try:
+        pid = int((state_dir / LOCK_FILE).read_text().strip() or 0)
+    except (OSError, ValueError):
+        return
+    if pid <= 0:
+        return
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        try:
+            os.killpg(pid, sig)
+        except (ProcessLookupError, PermissionError):
+            return
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            if not process_alive(pid):
+                return
+            time.sleep(0.2)
+
+
+def process_alive(pid: int) -> bool:
+    """Running and not a zombie (an orphan's exit status may never be reaped inside a container)."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+    except OSError:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        return True
 
 
 def _wait_http(url: str, what: str, child: subprocess.Popen, timeout_s: float = 60) -> None:

@@ -9,6 +9,9 @@ from pathlib import Path
 
 from deltalake import DeltaTable
 
+from pi_platform.launcher import process_alive
+from pi_platform.streaming.state import LOCK_FILE
+
 BATCH_TABLES = ["af_elements", "af_attributes", "pi_points", "recorded_values", "event_frames", "alarms", "alarm_kpis"]
 
 
@@ -20,7 +23,9 @@ def _free_port() -> int:
 
 def test_up_runs_the_daily_job_on_the_embedded_simulator(tmp_path: Path):
     lake = tmp_path / "lake"
-    env = {**os.environ, "DAGSTER_HOME": str(tmp_path / "home"), "PI_DELTA_ROOT": str(lake)}
+    state = tmp_path / "stream"
+    env = {**os.environ, "DAGSTER_HOME": str(tmp_path / "home"), "PI_DELTA_ROOT": str(lake),
+           "PI_STREAM_STATE_DIR": str(state)}
     env.pop("PI_WEBAPI_URL", None)
     cli = Path(sys.executable).with_name("pi-platform")
     result = subprocess.run(
@@ -35,3 +40,6 @@ def test_up_runs_the_daily_job_on_the_embedded_simulator(tmp_path: Path):
     values = DeltaTable(str(lake / "recorded_values")).to_pyarrow_table(columns=["name", "event_date"])
     assert {str(d) for d in values.column("event_date").unique().to_pylist()} == {"2024-03-03"}
     assert len(values.column("name").unique()) >= 20
+    # The stream sensor started a collector while the run went on; `up` stops it on the way out.
+    pid = int((state / LOCK_FILE).read_text())
+    assert not process_alive(pid)
