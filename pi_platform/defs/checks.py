@@ -36,6 +36,21 @@ def standard_specs(asset: str, *, row_count: bool = True) -> list[dg.AssetCheckS
     return specs
 
 
+def standard_results(
+    store: DeltaStore, spec: TableSpec, window: Window, *, row_count: bool = True, keys_in_window: bool = True
+) -> list[dg.AssetCheckResult]:
+    """The results of `standard_specs`, read back from Delta. Upserted tables check keys over the whole table
+    (`keys_in_window=False`): a frame first seen on another day must not reappear under the same key."""
+    results = [
+        schema_check(store, spec),
+        key_check(store, spec, window if keys_in_window else None),
+        quarantine_check(store, spec, window),
+    ]
+    if row_count:
+        results.append(row_count_check(store, spec, window))
+    return results
+
+
 def schema_check(store: DeltaStore, spec: TableSpec) -> dg.AssetCheckResult:
     stored = store.table(spec.name).to_pyarrow_dataset().schema
     want = {f.name: f.type for f in spec.schema}

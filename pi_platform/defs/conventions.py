@@ -4,6 +4,8 @@ from datetime import timedelta
 
 import dagster as dg
 
+from pi_platform.defs.partitions import daily_partitions
+
 OWNERS = ["team:plant-data"]
 KINDS = {"python", "deltalake"}
 
@@ -14,3 +16,19 @@ PI_POOL = "pi_webapi"
 
 # Daily data is expected once a day, after the lag; warn after a missed day, fail after two.
 DAILY_FRESHNESS = dg.FreshnessPolicy.time_window(fail_window=timedelta(hours=50), warn_window=timedelta(hours=26))
+
+
+def daily_asset(group: str, *, reads_pi: bool = True) -> dict:
+    """`@dg.asset` arguments every daily table shares: UTC day partitions, single-run backfills (one run for a
+    range writes one commit per table), kinds, owners, freshness, and the PI pool for assets that read PI."""
+    args = dict(
+        partitions_def=daily_partitions,
+        backfill_policy=dg.BackfillPolicy.single_run(),
+        group_name=group,
+        kinds=KINDS,
+        owners=OWNERS,
+        freshness_policy=DAILY_FRESHNESS,
+    )
+    if reads_pi:
+        args["pool"] = PI_POOL
+    return args

@@ -39,10 +39,5 @@ def write_snapshot(
     metadata["quarantined_rows"] = split.rejects.num_rows
     return dg.MaterializeResult(
         metadata=metadata,
-        check_results=[
-            checks.schema_check(store, spec),
-            checks.key_check(store, spec, window),
-            checks.quarantine_check(store, spec, window),
-            checks.row_count_check(store, spec, window),
-        ],
+        check_results=checks.standard_results(store, spec, window),
     )

@@ -4,23 +4,15 @@ import dagster as dg
 
 from pi_platform.client import PIWebAPIClient
 from pi_platform.defs import catalog, checks
-from pi_platform.defs.conventions import DAILY_FRESHNESS, KINDS, OWNERS, PI_POOL
+from pi_platform.defs.conventions import daily_asset
 from pi_platform.defs.failures import user_errors
-from pi_platform.defs.partitions import daily_partitions, run_window
+from pi_platform.defs.partitions import run_window
 from pi_platform.defs.resources import DeltaStorageResource, PIWebAPIResource
 from pi_platform.defs.snapshots import write_snapshot
 from pi_platform.storage import schemas
 from pi_platform.storage.tables import AF_ATTRIBUTES, AF_ELEMENTS
 
-_COMMON = dict(
-    partitions_def=daily_partitions,
-    backfill_policy=dg.BackfillPolicy.single_run(),
-    pool=PI_POOL,
-    group_name="af",
-    kinds=KINDS,
-    owners=OWNERS,
-    freshness_policy=DAILY_FRESHNESS,
-)
+_COMMON = daily_asset("af")
 
 
 @dg.asset(

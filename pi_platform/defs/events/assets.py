@@ -11,24 +11,16 @@ import pyarrow.dataset as ds
 
 from pi_platform.client import PIWebAPIClient
 from pi_platform.defs import checks
-from pi_platform.defs.conventions import DAILY_FRESHNESS, KINDS, OWNERS, PI_POOL
+from pi_platform.defs.conventions import daily_asset
 from pi_platform.defs.failures import user_errors
 from pi_platform.defs.events import frames as ef
 from pi_platform.defs.events.kpis import daily_kpis
 from pi_platform.defs.metadata import counts_chart, table_metadata
-from pi_platform.defs.partitions import Window, daily_partitions, run_window
+from pi_platform.defs.partitions import Window, run_window
 from pi_platform.defs.resources import DeltaStorageResource, PIWebAPIResource
 from pi_platform.storage import DeltaStore, replace_quarantine, schemas, split_valid
 from pi_platform.storage.tables import AF_ELEMENTS, ALARM_KPIS, ALARMS, EVENT_FRAMES, TableSpec
 
-_COMMON = dict(
-    partitions_def=daily_partitions,
-    backfill_policy=dg.BackfillPolicy.single_run(),
-    group_name="events",
-    kinds=KINDS,
-    owners=OWNERS,
-    freshness_policy=DAILY_FRESHNESS,
-)
 
 
 def _upsert_validated(
@@ -46,17 +38,12 @@ def _upsert_validated(
     )
     return dg.MaterializeResult(
         metadata=metadata,
-        check_results=[
-            checks.schema_check(store, spec),
-            checks.key_check(store, spec),
-            checks.quarantine_check(store, spec, window),
-        ],
+        check_results=checks.standard_results(store, spec, window, row_count=False, keys_in_window=False),
     )
 
 
 @dg.asset(
-    **_COMMON,
-    pool=PI_POOL,
+    **daily_asset("events"),
     metadata={"table": EVENT_FRAMES.name},
     check_specs=checks.standard_specs("event_frames", row_count=False),
     description="Event frames overlapping each day, upserted by WebID: open frames are updated until they close.",
@@ -69,8 +56,7 @@ def event_frames(context: dg.AssetExecutionContext, pi_webapi: PIWebAPIResource,
 
 
 @dg.asset(
-    **_COMMON,
-    pool=PI_POOL,
+    **daily_asset("events"),
     deps=[event_frames, "af_elements"],
     metadata={"table": ALARMS.name},
     check_specs=checks.standard_specs("alarms", row_count=False),
@@ -98,7 +84,7 @@ def _element_paths(store: DeltaStore, window: Window) -> pa.Table:
 
 
 @dg.asset(
-    **_COMMON,
+    **daily_asset("events", reads_pi=False),
     deps=[alarms],
     metadata={"table": ALARM_KPIS.name, "partition_expr": ALARM_KPIS.partition_column},
     check_specs=checks.standard_specs("alarm_kpis", row_count=False),
@@ -133,9 +119,5 @@ def alarm_kpis(context: dg.AssetExecutionContext, delta: DeltaStorageResource) -
     )
     return dg.MaterializeResult(
         metadata=metadata,
-        check_results=[
-            checks.schema_check(store, ALARM_KPIS),
-            checks.key_check(store, ALARM_KPIS, window),
-            checks.quarantine_check(store, ALARM_KPIS, window),
-        ],
+        check_results=checks.standard_results(store, ALARM_KPIS, window, row_count=False),
     )

@@ -3,9 +3,9 @@
 import dagster as dg
 
 from pi_platform.defs import catalog, checks
-from pi_platform.defs.conventions import DAILY_FRESHNESS, KINDS, OWNERS, PI_POOL
+from pi_platform.defs.conventions import daily_asset
 from pi_platform.defs.failures import user_errors
-from pi_platform.defs.partitions import daily_partitions, run_window
+from pi_platform.defs.partitions import run_window
 from pi_platform.defs.resources import DeltaStorageResource, PIWebAPIResource
 from pi_platform.defs.snapshots import write_snapshot
 from pi_platform.storage import schemas
@@ -13,13 +13,7 @@ from pi_platform.storage.tables import PI_POINTS
 
 
 @dg.asset(
-    partitions_def=daily_partitions,
-    backfill_policy=dg.BackfillPolicy.single_run(),
-    pool=PI_POOL,
-    group_name="points",
-    kinds=KINDS,
-    owners=OWNERS,
-    freshness_policy=DAILY_FRESHNESS,
+    **daily_asset("points"),
     metadata={"table": PI_POINTS.name, "partition_expr": PI_POINTS.partition_column},
     check_specs=checks.standard_specs("pi_points"),
     description="Daily snapshot of the PI point catalog: type, engineering units, zero, span, step, digital set.",

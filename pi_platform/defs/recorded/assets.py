@@ -5,10 +5,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from pi_platform.defs import checks
-from pi_platform.defs.conventions import DAILY_FRESHNESS, KINDS, OWNERS, PI_POOL
+from pi_platform.defs.conventions import daily_asset
 from pi_platform.defs.failures import user_errors
 from pi_platform.defs.metadata import bar_chart, table_metadata
-from pi_platform.defs.partitions import daily_partitions, run_window
+from pi_platform.defs.partitions import run_window
 from pi_platform.defs.recorded import selection
 from pi_platform.defs.recorded.extract import extract_recorded
 from pi_platform.defs.recorded.stats import window_stats
@@ -20,13 +20,7 @@ VALUES_IN_RANGE = "values_within_zero_span"
 
 
 @dg.asset(
-    partitions_def=daily_partitions,
-    backfill_policy=dg.BackfillPolicy.single_run(),
-    pool=PI_POOL,
-    group_name="recorded",
-    kinds=KINDS,
-    owners=OWNERS,
-    freshness_policy=DAILY_FRESHNESS,
+    **daily_asset("recorded"),
     metadata={"table": RECORDED_VALUES.name, "partition_expr": RECORDED_VALUES.partition_column},
     check_specs=[
         *checks.standard_specs("recorded_values"),
@@ -62,10 +56,7 @@ def recorded_values(
     return dg.MaterializeResult(
         metadata=metadata,
         check_results=[
-            checks.schema_check(store, RECORDED_VALUES),
-            checks.key_check(store, RECORDED_VALUES, window),
-            checks.quarantine_check(store, RECORDED_VALUES, window),
-            checks.row_count_check(store, RECORDED_VALUES, window),
+            *checks.standard_results(store, RECORDED_VALUES, window),
             tags_with_data_check(selected, stats.per_tag),
             values_in_range_check(stats.out_of_range),
         ],
