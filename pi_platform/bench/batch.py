@@ -20,7 +20,7 @@ from pathlib import Path
 
 from pi_platform.bench import floor, verify
 from pi_platform.bench.machine import machine_info
-from pi_platform.bench.procstat import CpuTimes, pid_cpu
+from pi_platform.bench.procstat import CpuTimes, pid_cpu, pid_peak_rss_bytes
 from pi_platform.bench.simproc import SimulatorProcess, SimulatorSpec
 from pi_platform.client import PIWebAPIClient, PIWebAPIConfig
 
@@ -71,6 +71,7 @@ def run_batch(n_tags: int, settings: BatchSettings, *, work_dir: str | None = No
         worker = _extract(sim.base_url, lake or Path(tmp, "lake"), ids_file, settings)
         sim_cpu = _delta(pid_cpu(sim.pid), sim_before)
         worker["load_average_1m"] = {"before": load_before, "after": _load()}
+        worker["simulator_peak_rss_bytes"] = pid_peak_rss_bytes(sim.pid)
 
         sample = _spread(web_ids, settings.floor_tags)
         figures = floor.measure(floor.capture(sim.base_url, sample, settings.day, page_size=settings.page_size))
@@ -104,6 +105,7 @@ def summarise(worker: dict, sim_cpu: CpuTimes | None, figures: floor.FloorFigure
         "client_cpu_user_s": worker["cpu_user_s"],
         "client_cpu_system_s": worker["cpu_system_s"],
         "simulator_cpu_s": sim_total,
+        "simulator_peak_rss_bytes": worker["simulator_peak_rss_bytes"],
         "simulator_cpu_share": sim_total / (sim_total + client_cpu) if sim_total is not None and client_cpu else None,
         "cpu_utilisation_of_machine": (client_cpu + (sim_total or 0)) / (wall * (os.cpu_count() or 1)) if wall else None,
         "client_cpu_us_per_value": client_per_value * 1e6 if client_per_value else None,

@@ -2,7 +2,9 @@
 
 pandera validates the whole frame at once (vectorised checks, lazy mode collects every failure); only the
 failing rows are then touched one by one to render their raw JSON, so cost stays per batch, not per value.
-The valid part is taken from the original Arrow table by mask, so stored types are exactly the writer's.
+String columns reach pandas Arrow-backed (`StringDtype("pyarrow")`), not as one Python str per value: that
+conversion alone used to cost more than every check together. The valid part is taken from the original Arrow
+table by mask, so stored types are exactly the writer's.
 """
 
 from dataclasses import dataclass
@@ -25,6 +27,9 @@ REJECT_COLUMNS = pa_arrow.schema(
 )
 
 
+_ARROW_STRINGS = {pa_arrow.string(): pd.StringDtype("pyarrow")}.get
+
+
 @dataclass(frozen=True)
 class Split:
     valid: pa_arrow.Table
@@ -35,18 +40,19 @@ def split_valid(table: pa_arrow.Table, schema: pa.DataFrameSchema, *, time_colum
     """Validate `table` against `schema`; return the passing rows and one reject row per failing row."""
     if table.num_rows == 0:
         return Split(table, REJECT_COLUMNS.empty_table())
-    frame = table.select([c for c in table.column_names if c in schema.columns]).to_pandas()
+    frame = table.select([c for c in table.column_names if c in schema.columns]).to_pandas(types_mapper=_ARROW_STRINGS)
     try:
         schema.validate(frame, lazy=True)
         return Split(table, REJECT_COLUMNS.empty_table())
     except SchemaErrors as errors:
         reasons = _reasons_by_row(errors.failure_cases, len(frame))
-    bad = np.fromiter((r is not None for r in reasons), dtype=bool, count=len(reasons))
+    bad = np.zeros(len(frame), dtype=bool)
+    bad[list(reasons)] = True
     bad_rows = table.filter(pa_arrow.array(bad))
     rejects = pa_arrow.table(
         {
             "web_id": bad_rows["web_id"] if "web_id" in bad_rows.column_names else pa_arrow.nulls(bad_rows.num_rows, pa_arrow.string()),
-            "reason": [r for r in reasons if r is not None],
+            "reason": [reasons[i] for i in sorted(reasons)],
             "raw": [orjson.dumps(row, default=str).decode() for row in bad_rows.to_pylist()],
             "timestamp": _times(bad_rows, time_column),
         },
@@ -61,14 +67,17 @@ def _times(rows: pa_arrow.Table, column: str | None) -> pa_arrow.Array:
     return pa_arrow.nulls(rows.num_rows, pa_arrow.timestamp("us", tz="UTC"))
 
 
-def _reasons_by_row(failures: pd.DataFrame, n_rows: int) -> list[str | None]:
-    """One reason string per row ('column: check' joined by '; '); schema-wide failures hit every row."""
-    reasons: list[list[str]] = [[] for _ in range(n_rows)]
+def _reasons_by_row(failures: pd.DataFrame, n_rows: int) -> dict[int, str]:
+    """Row index -> reason ('column: check' joined by '; ') for failing rows only, so a batch with a handful of
+    failures costs a handful of entries; schema-wide failures hit every row."""
+    labels: dict[int, list[str]] = {}
+    everywhere: list[str] = []
     for column, check, index in zip(failures["column"], failures["check"], failures["index"]):
         label = f"{column}: {check}" if isinstance(column, str) and column else str(check)
         if index is None or (isinstance(index, float) and np.isnan(index)):
-            for row in reasons:
-                row.append(label)
+            everywhere.append(label)
         else:
-            reasons[int(index)].append(label)
-    return ["; ".join(dict.fromkeys(r)) if r else None for r in reasons]
+            labels.setdefault(int(index), []).append(label)
+    if everywhere:
+        labels = {row: labels.get(row, []) + everywhere for row in range(n_rows)}
+    return {row: "; ".join(dict.fromkeys(found)) for row, found in labels.items()}

@@ -19,6 +19,7 @@ N_TAGS = 20
 RUN_FIELDS = {
     "tags", "rows", "values_per_tag", "quarantined", "wall_s", "tags_per_s", "values_per_s", "peak_rss_bytes",
     "client_cpu_s", "client_cpu_user_s", "client_cpu_system_s", "simulator_cpu_s", "simulator_cpu_share",
+    "simulator_peak_rss_bytes",
     "client_cpu_us_per_value", "floor", "ratio_to_floor", "verified", "verified_tags", "delta", "client_warnings",
     "load_average_1m",
 }
