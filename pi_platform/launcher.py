@@ -2,7 +2,8 @@
 
 A new user has no PI server at hand; this starts the simulator as the PI Web API (unless PI_WEBAPI_URL points
 at a real one), starts `dagster dev` on the project's workspace with a project-local DAGSTER_HOME, and launches
-the daily job for yesterday so the UI shows data at once. Children run in their own process groups and are
+a backfill of the daily assets for yesterday (or a given range) exactly as the UI's Materialize button does, so
+the UI shows data at once. Children run in their own process groups and are
 killed as groups on exit, because processes started from some shells ignore SIGTERM.
 """
 
@@ -18,12 +19,12 @@ from pathlib import Path
 
 import httpx
 
+from pi_platform.defs.schedules import DAILY_ASSETS
 from pi_platform.errors import PlatformError
 from pi_platform.streaming.state import LOCK_FILE
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
-DAILY_JOB = "pi_daily"
-TERMINAL_STATUSES = {"SUCCESS", "FAILURE", "CANCELED"}
+UNFINISHED_BACKFILL = {"REQUESTED", "CANCELING", "FAILING"}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -32,10 +33,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--simulator-port", type=int, default=8765, help="embedded simulator port (default 8765)")
     parser.add_argument("--tags", type=int, default=1000, help="number of simulated PI points (default 1000)")
     parser.add_argument("--seed", type=int, default=42, help="simulator seed (default 42)")
-    parser.add_argument("--partition", default=None, help="day to materialise at start, YYYY-MM-DD (default yesterday UTC)")
-    parser.add_argument("--no-run", action="store_true", help="start the services without launching the daily job")
     parser.add_argument(
-        "--exit-after-run", action="store_true", help="wait for the launched run, print its outcome and stop everything"
+        "--partition", default=None,
+        help="day to materialise at start, YYYY-MM-DD, or a range YYYY-MM-DD...YYYY-MM-DD (default yesterday UTC)",
+    )
+    parser.add_argument("--no-run", action="store_true", help="start the services without launching a backfill")
+    parser.add_argument(
+        "--exit-after-run", action="store_true", help="wait for the backfill, print its outcome and stop everything"
     )
 
 
@@ -64,13 +68,13 @@ def run(args: argparse.Namespace) -> int:
         _wait_http(f"{ui}/server_info", "Dagster UI", children[-1], timeout_s=180)
         print(f"Dagster UI: {ui}", flush=True)
         if not args.no_run:
-            partition = args.partition or (datetime.now(timezone.utc) - timedelta(days=1)).strftime("%Y-%m-%d")
-            run_id = _launch_daily(args.host, args.port, partition)
-            print(f"launched {DAILY_JOB} for {partition}: {ui}/runs/{run_id}", flush=True)
+            days = partition_days(args.partition)
+            backfill_id = _launch_backfill(args.host, args.port, days)
+            print(f"launched a backfill of the daily assets for {days[0]}..{days[-1]}: {ui}/runs/b/{backfill_id}", flush=True)
             if args.exit_after_run:
-                status = _wait_run(args.host, args.port, run_id)
-                print(f"run {run_id} finished: {status}", flush=True)
-                return 0 if status == "SUCCESS" else 1
+                status, runs = _wait_backfill(args.host, args.port, backfill_id)
+                print(f"backfill {backfill_id} finished: {status}; runs: {runs}", flush=True)
+                return 0 if runs and all(r == "SUCCESS" for r in runs) else 1
         if args.exit_after_run:
             return 0
         print("press Ctrl-C to stop", flush=True)
@@ -166,30 +170,54 @@ def _graphql(host: str, port: int, query: str, variables: dict) -> dict:
     return body["data"]
 
 
+def partition_days(spec: str | None) -> list[str]:
+    """`None` -> yesterday (UTC); `YYYY-MM-DD` -> that day; `A...B` -> every day from A to B inclusive."""
+    if not spec:
+        return [(datetime.now(timezone.utc) - timedelta(days=1)).strftime("%Y-%m-%d")]
+    first, _, last = spec.partition("...")
+    try:
+        start = datetime.strptime(first.strip(), "%Y-%m-%d")
+        end = datetime.strptime((last or first).strip(), "%Y-%m-%d")
+    except ValueError:
+        raise PlatformError(f"--partition {spec!r}: use YYYY-MM-DD or YYYY-MM-DD...YYYY-MM-DD") from None
+    if end < start:
+        raise PlatformError(f"--partition {spec!r}: the range ends before it starts")
+    return [(start + timedelta(days=i)).strftime("%Y-%m-%d") for i in range((end - start).days + 1)]
+
+
 _LAUNCH = """
-mutation($params: ExecutionParams!) { launchRun(executionParams: $params) {
-  __typename ... on LaunchRunSuccess { run { runId } } ... on PythonError { message }
-  ... on InvalidSubsetError { message } ... on RunConfigValidationInvalid { errors { message } } } }
+mutation($params: LaunchBackfillParams!) { launchPartitionBackfill(backfillParams: $params) {
+  __typename ... on LaunchBackfillSuccess { backfillId } ... on PythonError { message }
+  ... on PartitionSetNotFoundError { message } ... on InvalidSubsetError { message } } }
+"""
+_STATUS = """
+query($id: String!) { partitionBackfillOrError(backfillId: $id) { ... on PartitionBackfill { status } } }
+"""
+_RUNS = """
+query($id: String!) { runsOrError(filter: {tags: [{key: "dagster/backfill", value: $id}]}) {
+  ... on Runs { results { status } } } }
 """
 
 
-def _launch_daily(host: str, port: int, partition: str) -> str:
-    params = {
-        "selector": {"repositoryLocationName": "pi_platform", "repositoryName": "__repository__", "jobName": DAILY_JOB},
-        "executionMetadata": {"tags": [{"key": "dagster/partition", "value": partition}]},
-    }
-    result = _graphql(host, port, _LAUNCH, {"params": params})["launchRun"]
-    if result["__typename"] != "LaunchRunSuccess":
-        raise PlatformError(f"could not launch {DAILY_JOB}: {result.get('message') or result}")
-    return result["run"]["runId"]
+def _launch_backfill(host: str, port: int, days: list[str]) -> str:
+    """The mutation the UI sends for Materialize over partitions; the daemon turns it into runs (one for
+    the whole range, since every daily asset has a single-run backfill policy)."""
+    params = {"assetSelection": [{"path": [name]} for name in DAILY_ASSETS], "partitionNames": days, "fromFailure": False}
+    result = _graphql(host, port, _LAUNCH, {"params": params})["launchPartitionBackfill"]
+    if result["__typename"] != "LaunchBackfillSuccess":
+        raise PlatformError(f"could not launch the backfill: {result.get('message') or result['__typename']}")
+    return result["backfillId"]
 
 
-def _wait_run(host: str, port: int, run_id: str, timeout_s: float = 1800) -> str:
-    query = "query($id: ID!) { runOrError(runId: $id) { ... on Run { status } } }"
+def _wait_backfill(host: str, port: int, backfill_id: str, timeout_s: float = 1800) -> tuple[str, list[str]]:
     deadline = time.monotonic() + timeout_s
+    status = "REQUESTED"
     while time.monotonic() < deadline:
-        status = _graphql(host, port, query, {"id": run_id})["runOrError"].get("status")
-        if status in TERMINAL_STATUSES:
-            return status
+        status = _graphql(host, port, _STATUS, {"id": backfill_id})["partitionBackfillOrError"].get("status", "")
+        if status not in UNFINISHED_BACKFILL:
+            break
         time.sleep(2)
-    return "TIMEOUT"
+    else:
+        status = "TIMEOUT"
+    runs = _graphql(host, port, _RUNS, {"id": backfill_id})["runsOrError"].get("results", [])
+    return status, [run["status"] for run in runs]

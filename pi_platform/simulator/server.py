@@ -127,6 +127,9 @@ class SimulatorServer:
             lifespan="off",
             ws="websockets-sansio",
             timeout_graceful_shutdown=2,
+            # IIS, which hosts PI Web API, keeps idle connections 120 s; uvicorn's 5 s default raced the
+            # client's pool and cost needless "connection closed" retries in long extractions.
+            timeout_keep_alive=120,
             access_log=False,
             ws_ping_interval=20,
             ws_ping_timeout=20,
