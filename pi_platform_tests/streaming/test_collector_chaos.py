@@ -7,7 +7,6 @@ from urllib.parse import urlsplit
 import httpx
 import pyarrow as pa
 import pyarrow.compute as pc
-from deltalake import DeltaTable
 from streaming_helpers import stream_rows, table_values, utc, wait_until
 
 from pi_platform.simulator.clock import to_us
@@ -93,5 +92,5 @@ def test_stream_equals_ground_truth_through_drops_stall_resubscribe_and_kill9(
     final = collector.status()
     assert final["state"] == "stopped"
     assert before["reconnects"] >= 2
-    history = DeltaTable(str(delta_root / "stream_values")).history()
-    assert any(h.get("pi_platform.mode") == "merge" for h in history)  # late groups were upserted
+    # Whether a correction lands after its original was committed (a merge) depends on timing here; the
+    # merge path is proven deterministically in test_sink.py.

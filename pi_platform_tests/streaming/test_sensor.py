@@ -69,8 +69,10 @@ def ticker(make_simulator, webhook, tmp_path):
         silent_after_s=30.0,
         alert_webhook_url=webhook.url,
     )
-    dg.Definitions.validate_loadable(build_defs(collector))
     with dg.instance_for_test() as instance:
+        # Inside the instance: definitions loading reads the current instance's state storage, and an
+        # earlier test's disposed instance must not be the one it finds.
+        dg.Definitions.validate_loadable(build_defs(collector))
         ticker = Ticker(instance, collector)
         ticker.sim, ticker.points = sim, points  # type: ignore[attr-defined]
         try:
