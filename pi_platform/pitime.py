@@ -89,6 +89,19 @@ def _looks_iso(text: str) -> bool:
     return bool(re.match(r"^\d{4}-\d{2}-\d{2}", text))
 
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+
+
+def to_us(value: datetime) -> int:
+    """Microseconds since the epoch, exact (no float round trip), the unit of every value column."""
+    delta = value.astimezone(timezone.utc) - _EPOCH
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+
+
+def from_us(value: int) -> datetime:
+    return _EPOCH + timedelta(microseconds=int(value))
+
+
 def format_time(value: datetime) -> str:
     """Zulu format with 7 fractional digits at most, which every PI Web API version accepts."""
     value = value.astimezone(timezone.utc)

@@ -18,11 +18,11 @@ import pyarrow as pa
 
 from pi_platform.client.columns import PageTail, StreamPage, ValueBatch, build_batch
 from pi_platform.client.config import PIWebAPIConfig
-from pi_platform.client.errors import ProtocolError, WebExceptionError
+from pi_platform.client.errors import ProtocolError
 from pi_platform.client.paging import Cursor, advance
 from pi_platform.client.throttle import backoff_delay
-from pi_platform.client.transport import Transport, error_text
-from pi_platform.pitime import format_time
+from pi_platform.client.transport import Transport, error_text, web_exception_error
+from pi_platform.pitime import format_time, to_us
 from pi_platform.value_columns import REJECT_SCHEMA
 
 _DONE = object()
@@ -37,7 +37,7 @@ class Window:
     @property
     def end_exclusive_us(self) -> int | None:
         """Every window but the last leaves its end instant to the next one (PI includes both bounds)."""
-        return None if self.last else _us(self.end)
+        return None if self.last else to_us(self.end)
 
 
 @dataclass
@@ -185,14 +185,12 @@ class RecordedReader:
         return batch, unfinished
 
     def _check_web_exception(self, stream: _Stream, web_exception: object) -> None:
-        status = web_exception.get("StatusCode") if isinstance(web_exception, dict) else None
-        error = WebExceptionError(
-            f"PI Web API {self.config.url}/streamsets/recorded failed while streaming {stream.requested} "
-            f"(WebException status {status}): {error_text(web_exception)}", status=status)
+        error = web_exception_error(f"PI Web API {self.config.url}/streamsets/recorded", stream.requested,
+                                    web_exception)
         stream.failures += 1
         if not error.retryable or stream.failures > self.config.max_retries:
             raise error
-        self.transport.stats.retries[f"WebException {status}"] += 1
+        self.transport.stats.retries[f"WebException {error.status}"] += 1
 
 
 def _split(streams: list[_Stream], base_length: int, max_length: int) -> list[list[_Stream]]:
@@ -220,7 +218,3 @@ def _stream_rejects(failed: list[tuple[_Stream, dict]]) -> pa.Table:
         "raw": [orjson.dumps(answer).decode() for _, answer in failed],
     }, schema=REJECT_SCHEMA)
 
-
-def _us(moment: datetime) -> int:
-    delta = moment - datetime(1970, 1, 1, tzinfo=moment.tzinfo)
-    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds

@@ -143,12 +143,9 @@ class Transport:
         if type(data) is dict:
             web_exception = data.get("WebException")
             if web_exception:
-                code = web_exception.get("StatusCode") if isinstance(web_exception, dict) else None
-                messages = error_text(web_exception)
-                error = errors.WebExceptionError(
-                    f"{where} failed while streaming its answer (WebException status {code}): {messages}", status=code)
+                error = web_exception_error(where, "its answer", web_exception)
                 if error.retryable:
-                    raise _Retry(error, f"WebException {code}")
+                    raise _Retry(error, f"WebException {error.status}")
                 raise error
         return data
 
@@ -178,6 +175,13 @@ def error_text(body: Any) -> str:
         if parts:
             return "; ".join(str(p) for p in parts)
     return ""
+
+
+def web_exception_error(where: str, what: str, web_exception: object) -> errors.WebExceptionError:
+    """The error for a 200 whose body (or one stream of it, `what`) carries PI's WebException."""
+    code = web_exception.get("StatusCode") if isinstance(web_exception, dict) else None
+    return errors.WebExceptionError(
+        f"{where} failed while streaming {what} (WebException status {code}): {error_text(web_exception)}", status=code)
 
 
 def _body_text(response: httpx.Response) -> str:

@@ -14,6 +14,7 @@ from starlette.routing import Route
 
 from pi_platform.pitime import PITimeError, format_time, parse_time
 from pi_platform.simulator.plant import ObjectNotFound
+from pi_platform.simulator.values import NEVER
 
 if TYPE_CHECKING:
     from pi_platform.simulator.app import SimulatorApp
@@ -74,7 +75,7 @@ def build_admin(app: "SimulatorApp") -> Starlette:
 
     async def paused(request: Request) -> JSONResponse:
         windows = {
-            app.plant.catalog.points[i].name: [[a, None if b == 2**63 - 1 else b] for a, b in w]
+            app.plant.catalog.points[i].name: [[a, None if b == NEVER else b] for a, b in w]
             for i, w in app.plant.pauses.items()
         }
         return JSONResponse({"paused": app.plant.paused(), "windows_us": windows})

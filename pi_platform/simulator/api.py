@@ -15,7 +15,7 @@ import orjson
 
 from pi_platform import webid
 from pi_platform.pitime import PITimeError, parse_time
-from pi_platform.simulator.clock import to_us
+from pi_platform.pitime import to_us
 from pi_platform.simulator.plant import NotAStream, ObjectNotFound, Stream
 
 if TYPE_CHECKING:
@@ -51,6 +51,11 @@ class Reply:
 
 def error_reply(status: int, *messages: str) -> Reply:
     return Reply(status, {"Errors": list(messages)})
+
+
+def scope_headers(scope: dict) -> dict[str, str]:
+    """An ASGI scope's headers as a dict with lower-case names (the last of repeated headers wins)."""
+    return {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
 
 
 def caller_identity(headers: dict[str, str]) -> str:

@@ -16,7 +16,7 @@ from starlette.types import Receive, Scope, Send
 
 from pi_platform.simulator import batch, routes_catalog, routes_events, routes_streams
 from pi_platform.simulator.admin import build_admin
-from pi_platform.simulator.api import Ctx, Reply, Router, error_reply
+from pi_platform.simulator.api import Ctx, Reply, Router, error_reply, scope_headers
 from pi_platform.simulator.channels import ChannelHub
 from pi_platform.simulator.faults import FaultState
 from pi_platform.simulator.plant import Plant
@@ -124,14 +124,11 @@ class SimulatorApp:
             challenges.append(("www-authenticate", value))
         return False, challenges
 
-    def admit(self, scope: Scope) -> Reply | None:
-        """Rate limit and auth for a request or upgrade; a Reply means refuse with it."""
+    def admit(self, scope: Scope, headers: dict[str, str]) -> Reply | None:
+        """Rate limit and auth for a request or upgrade (`headers`: its scope_headers); a Reply means refuse."""
         client = (scope.get("client") or ("?", 0))[0]
         if not self.limiter.allow(client, self.config.rate_limit, self.config.rate_limit_window_s):
-            return Reply(
-                429, {"Errors": ["Rate limit was reached"]}, [("retry-after", str(self.faults.faults.retry_after_s))]
-            )
-        headers = _headers(scope)
+            return _rate_limited(self.faults.faults.retry_after_s)
         ok, challenges = self.authenticate(headers)
         if not ok:
             reply = error_reply(401, DENIED)
@@ -142,11 +139,11 @@ class SimulatorApp:
     # ---- HTTP ---------------------------------------------------------------------------------------------
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
         self.stats.requests += 1
-        refused = self.admit(scope)
+        headers = scope_headers(scope)
+        refused = self.admit(scope, headers)
         if refused is not None:
             await _send(send, refused)
             return
-        headers = _headers(scope)
         method = scope["method"].upper()
         if self.config.csrf and method in UNSAFE_METHODS and "x-requested-with" not in headers:
             await _send(
@@ -168,9 +165,7 @@ class SimulatorApp:
             await _send(send, error_reply(status, "An error has occurred." if status == 500 else "Service Unavailable"))
             return
         if faults.roll(f.status_429_rate):
-            await _send(
-                send, Reply(429, {"Errors": ["Rate limit was reached"]}, [("retry-after", str(f.retry_after_s))])
-            )
+            await _send(send, _rate_limited(f.retry_after_s))
             return
         body = await _read_body(receive)
         host = headers.get("host") or f"{scope['server'][0]}:{scope['server'][1]}"
@@ -203,8 +198,9 @@ class SimulatorApp:
         return self.router.dispatch(ctx)
 
 
-def _headers(scope: Scope) -> dict[str, str]:
-    return {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
+def _rate_limited(retry_after_s: int) -> Reply:
+    """The 429 of RateLimitMaxRequests, also sent by the status_429_rate fault so both look the same."""
+    return Reply(429, {"Errors": ["Rate limit was reached"]}, [("retry-after", str(retry_after_s))])
 
 
 async def _read_body(receive: Receive) -> bytes:

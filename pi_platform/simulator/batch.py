@@ -81,7 +81,7 @@ class _Run:
                 self._finish(key, 400, {"Errors": [f"The parent request '{parent}' does not exist."]})
                 return
             self._execute(parent)
-        failed = [p for p in parents if not 200 <= self.results[p]["Status"] < 300 and self.results[p]["Status"] != 207]
+        failed = [p for p in parents if not 200 <= self.results[p]["Status"] < 300]
         if failed:
             self._finish(
                 key, 409, {"Errors": [f"The request was not executed because parent request(s) {failed} failed."]}
@@ -103,7 +103,7 @@ class _Run:
             raise ApiError(400, "Some JSON paths did not select any tokens.")
         template = request.get("RequestTemplate")
         if template:
-            resource = (template or {}).get("Resource")
+            resource = template.get("Resource")
             if not isinstance(resource, str):
                 raise ApiError(400, "RequestTemplate.Resource is required.")
             lengths = {len(s) for s in selections}

@@ -485,10 +485,6 @@ class Catalog:
     def element_by_path(self, path: str) -> Element | None:
         return self._element_by_path.get(path.lstrip("\\").upper())
 
-    @cached_property
-    def attribute_by_point(self) -> dict[int, Attribute]:
-        return {a.point.index: a for e in self.elements for a in e.attributes if a.point is not None}
-
     def attribute_by_path(self, path: str) -> Attribute | None:
         element_path, _, name = path.rpartition("|")
         element = self.element_by_path(element_path)
@@ -520,6 +516,17 @@ class Catalog:
         if name == "SYSTEM":
             return [(label, code) for code, label in sorted(SYSTEM_STATES.items())]
         return [(label, code) for code, label in enumerate(DIGITAL_SETS[name].states)]
+
+
+def descendants(roots: list[Element]) -> list[Element]:
+    """`roots` and everything below them, depth first, each parent before its children."""
+    out: list[Element] = []
+    stack = list(reversed(roots))
+    while stack:
+        element = stack.pop()
+        out.append(element)
+        stack.extend(reversed(element.children))
+    return out
 
 
 def wildcard(pattern: str | None) -> "re.Pattern[str] | None":

@@ -20,9 +20,9 @@ import orjson
 from starlette.types import Receive, Scope, Send
 
 from pi_platform.simulator import jsonfmt, readers
-from pi_platform.simulator.api import ApiError, Ctx, Reply
+from pi_platform.simulator.api import ApiError, Ctx, Reply, error_reply, scope_headers
 from pi_platform.simulator.plant import Stream
-from pi_platform.simulator.routes_streams import element_streams
+from pi_platform.simulator.routes_streams import adhoc_streams, element_streams
 from pi_platform.simulator.values import CORRECTION_MAX_DELAY_US, NEVER, Block
 
 if TYPE_CHECKING:
@@ -56,12 +56,13 @@ class ChannelHub:
         message = await receive()
         if message["type"] != "websocket.connect":
             return
-        refused = self.app.admit(scope)
+        headers = scope_headers(scope)
+        refused = self.app.admit(scope, headers)
         if refused is None:
             try:
-                streams, options = self._subscription(scope)
+                streams, options = self._subscription(scope, headers)
             except ApiError as exc:
-                refused = Reply(exc.status, {"Errors": [exc.message]})
+                refused = error_reply(exc.status, exc.message)
         if refused is not None:
             await _deny(send, refused)
             return
@@ -74,19 +75,15 @@ class ChannelHub:
         finally:
             self._open.discard(channel)
 
-    def _subscription(self, scope: Scope) -> tuple[list[Stream], dict[str, object]]:
+    def _subscription(self, scope: Scope, headers: dict[str, str]) -> tuple[list[Stream], dict[str, object]]:
         path = scope["path"]
         query = parse_qsl(scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True)
-        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
         host = headers.get("host", "localhost")
         ctx = Ctx(self.app.plant, self.app.config, self.app.faults, f"http://{host}/piwebapi", "GET", path, query)
         if (match := _STREAM.match(path)) is not None:
             streams = [ctx.stream(match.group(1))]
         elif _ADHOC.match(path):
-            web_ids = ctx.getall("webId")
-            if not web_ids:
-                raise ApiError(400, "The webId parameter is required.")
-            streams = [ctx.stream(w) for w in web_ids]
+            streams = adhoc_streams(ctx)
         elif (match := _ELEMENT.match(path)) is not None:
             streams = element_streams(ctx, match.group(1))
         else:

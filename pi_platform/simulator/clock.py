@@ -6,6 +6,8 @@ tests use real time so values keep arriving.
 
 from datetime import datetime, timedelta, timezone
 
+from pi_platform.pitime import to_us
+
 
 class Clock:
     def __init__(self, frozen: datetime | None = None, offset: timedelta = timedelta(0)) -> None:
@@ -26,14 +28,3 @@ class Clock:
         if offset is not None:
             self.offset = offset
 
-
-_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
-
-
-def to_us(value: datetime) -> int:
-    delta = value.astimezone(timezone.utc) - _EPOCH
-    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
-
-
-def from_us(value: int) -> datetime:
-    return _EPOCH + timedelta(microseconds=int(value))

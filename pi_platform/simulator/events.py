@@ -18,9 +18,9 @@ from functools import cached_property
 from typing import TYPE_CHECKING
 
 from pi_platform import webid
+from pi_platform.pitime import from_us, to_us
 from pi_platform.simulator import hashrng
 from pi_platform.simulator.catalog import EQUIP, Element, stable_guid
-from pi_platform.simulator.clock import from_us, to_us
 
 if TYPE_CHECKING:
     from pi_platform.simulator.plant import Plant

@@ -27,10 +27,6 @@ def timestamps(ts_us: np.ndarray) -> list[str]:
     return raw.decode()[2:-2].split('","')
 
 
-def format_time_us(ts_us: int) -> str:
-    return timestamps(np.array([ts_us], dtype=np.int64))[0]
-
-
 @lru_cache(maxsize=None)
 def _value_fragments(digital_set: str) -> np.ndarray:
     """JSON of every label as a value: strings quoted, digital/system states as {Name, Value, IsSystem}."""

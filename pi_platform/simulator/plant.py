@@ -14,7 +14,7 @@ import numpy as np
 import pyarrow as pa
 
 from pi_platform import webid
-from pi_platform.pitime import parse_time
+from pi_platform.pitime import parse_time, to_us
 from pi_platform.simulator.catalog import (
     DIGITAL_SETS,
     SYSTEM_STATES,
@@ -23,7 +23,7 @@ from pi_platform.simulator.catalog import (
     Element,
     Point,
 )
-from pi_platform.simulator.clock import Clock, to_us
+from pi_platform.simulator.clock import Clock
 from pi_platform.simulator.values import (
     K_DIGITAL,
     K_STRING,

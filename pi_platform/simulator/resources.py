@@ -26,7 +26,7 @@ UNIT_NAMES = {
 }
 
 
-def items(ctx: Ctx, objects: list[dict]) -> dict:
+def items(objects: list[dict]) -> dict:
     return {"Links": {}, "Items": objects}
 
 

@@ -12,6 +12,7 @@ from pi_platform.simulator.catalog import (
     Element,
     EnumerationSetRef,
     Point,
+    descendants,
     wildcard,
 )
 
@@ -80,7 +81,7 @@ def asset_servers(ctx: Ctx) -> Reply:
         if path.strip("\\").upper() != ctx.plant.catalog.asset_server_name.upper():
             raise ApiError(404, f"The specified asset server was not found: '{path}'.")
         return Reply(body=res.asset_server(ctx))
-    return Reply(body=res.items(ctx, [res.asset_server(ctx)]))
+    return Reply(body=res.items([res.asset_server(ctx)]))
 
 
 def asset_server(ctx: Ctx, web_id: str) -> Reply:
@@ -90,7 +91,7 @@ def asset_server(ctx: Ctx, web_id: str) -> Reply:
 
 def asset_databases(ctx: Ctx, web_id: str) -> Reply:
     ctx.lookup(web_id, "assetserver")
-    return Reply(body=res.items(ctx, [res.asset_database(ctx)]))
+    return Reply(body=res.items([res.asset_database(ctx)]))
 
 
 def asset_database(ctx: Ctx, web_id: str) -> Reply:
@@ -106,23 +107,13 @@ def asset_database_by_path(ctx: Ctx) -> Reply:
 
 
 # ---- elements and attributes -----------------------------------------------------------------------------
-def _descendants(roots: list[Element]) -> list[Element]:
-    out: list[Element] = []
-    stack = list(reversed(roots))
-    while stack:
-        element = stack.pop()
-        out.append(element)
-        stack.extend(reversed(element.children))
-    return out
-
-
 def _sorted_scope(catalog: Catalog, parent: Element | None, full: bool, descending: bool) -> list[Element]:
     """Children or all descendants sorted by name (sortField=Name); big full-hierarchy scopes are cached."""
     cache_key = ("scope", id(parent), full, descending)
     scope = catalog.cache.get(cache_key)
     if scope is None:
         roots = catalog.roots if parent is None else parent.children
-        scope = _descendants(roots) if full else list(roots)
+        scope = descendants(roots) if full else list(roots)
         scope.sort(key=lambda e: (e.name.upper(), e.path.upper()), reverse=descending)
         if full:
             catalog.remember(cache_key, scope)
@@ -143,7 +134,7 @@ def _element_list(ctx: Ctx, parent: Element | None) -> Reply:
         and (not template or e.template.upper() == template)
         and (not category or category in (c.upper() for c in e.categories))
     ]
-    return Reply(body=res.items(ctx, [res.element(ctx, e) for e in selected[start : start + count]]))
+    return Reply(body=res.items([res.element(ctx, e) for e in selected[start : start + count]]))
 
 
 def database_elements(ctx: Ctx, web_id: str) -> Reply:
@@ -182,7 +173,7 @@ def element_attributes(ctx: Ctx, web_id: str) -> Reply:
         and (not value_type or a.attribute_type.upper() == value_type)
     ]
     return Reply(
-        body=res.items(ctx, [res.attribute(ctx, a, data_reference=with_dr) for a in selected[start : start + count]])
+        body=res.items([res.attribute(ctx, a, data_reference=with_dr) for a in selected[start : start + count]])
     )
 
 
@@ -207,7 +198,7 @@ def data_servers(ctx: Ctx) -> Reply:
         if wanted not in (cat.data_server_name.upper(), cat.data_server_path.strip("\\").upper()):
             raise ApiError(404, f"The specified data server was not found: '{name}'.")
         return Reply(body=res.data_server(ctx))
-    return Reply(body=res.items(ctx, [res.data_server(ctx)]))
+    return Reply(body=res.items([res.data_server(ctx)]))
 
 
 def data_server(ctx: Ctx, web_id: str) -> Reply:
@@ -231,7 +222,7 @@ def data_server_points(ctx: Ctx, web_id: str) -> Reply:
     ctx.lookup(web_id, "dataserver")
     selected = _points_matching(ctx.plant.catalog, ctx.get("nameFilter") or "*")
     start, count = ctx.start_index(), ctx.max_count()
-    return Reply(body=res.items(ctx, [res.point_json(ctx, p) for p in selected[start : start + count]]))
+    return Reply(body=res.items([res.point_json(ctx, p) for p in selected[start : start + count]]))
 
 
 def points_search(ctx: Ctx) -> Reply:
@@ -250,7 +241,7 @@ def points_search(ctx: Ctx) -> Reply:
         raise ApiError(400, "Parameter maxCount cannot be greater than 1000.")
     start = ctx.start_index()
     selected = _points_matching(ctx.plant.catalog, pattern)
-    return Reply(body=res.items(ctx, [res.point_json(ctx, p) for p in selected[start : start + count]]))
+    return Reply(body=res.items([res.point_json(ctx, p) for p in selected[start : start + count]]))
 
 
 def point_by_id(ctx: Ctx, web_id: str) -> Reply:
@@ -289,12 +280,12 @@ def point_attributes(ctx: Ctx, web_id: str, name: str | None = None) -> Reply:
     ]
     if name:
         return Reply(body=rendered[0])
-    return Reply(body=res.items(ctx, rendered))
+    return Reply(body=res.items(rendered))
 
 
 def enumeration_sets(ctx: Ctx, web_id: str) -> Reply:
     ctx.lookup(web_id, "dataserver")
-    return Reply(body=res.items(ctx, [res.enumeration_set(ctx, n) for n in [*DIGITAL_SETS, "SYSTEM"]]))
+    return Reply(body=res.items([res.enumeration_set(ctx, n) for n in [*DIGITAL_SETS, "SYSTEM"]]))
 
 
 def enumeration_set(ctx: Ctx, web_id: str) -> Reply:
@@ -304,7 +295,7 @@ def enumeration_set(ctx: Ctx, web_id: str) -> Reply:
 
 def enumeration_values(ctx: Ctx, web_id: str) -> Reply:
     ref: EnumerationSetRef = ctx.lookup(web_id, EnumerationSetRef)  # type: ignore[assignment]
-    return Reply(body=res.items(ctx, res.enumeration_values(ctx, ref.name)))
+    return Reply(body=res.items(res.enumeration_values(ctx, ref.name)))
 
 
 def register(router: Router) -> None:

@@ -16,6 +16,7 @@ from pi_platform.simulator.catalog import (
     INTEGER,
     NUMERIC,
     Element,
+    descendants,
     stable_guid,
     wildcard,
 )
@@ -201,7 +202,7 @@ def stream_summary(ctx: Ctx, web_id: str) -> Reply:
 
 
 # ---- stream sets ------------------------------------------------------------------------------------------
-def _adhoc_streams(ctx: Ctx) -> list[Stream]:
+def adhoc_streams(ctx: Ctx) -> list[Stream]:
     web_ids = ctx.getall("webId")
     if not web_ids:
         raise ApiError(400, "The webId parameter is required.")
@@ -210,13 +211,7 @@ def _adhoc_streams(ctx: Ctx) -> list[Stream]:
 
 def element_streams(ctx: Ctx, web_id: str) -> list[Stream]:
     element: Element = ctx.lookup(web_id, Element)  # type: ignore[assignment]
-    elements = [element]
-    if ctx.bool("searchFullHierarchy", False):
-        stack = list(element.children)
-        while stack:
-            e = stack.pop(0)
-            elements.append(e)
-            stack[:0] = e.children
+    elements = descendants([element]) if ctx.bool("searchFullHierarchy", False) else [element]
     name = wildcard(ctx.get("nameFilter"))
     category = (ctx.get("categoryName") or "").upper()
     streams = []
@@ -266,7 +261,7 @@ def _streamset_single(ctx: Ctx, streams: list[Stream], reader: Callable[[Ctx, St
 
 
 def streamset_recorded(ctx: Ctx) -> Reply:
-    return _streamset_recorded(ctx, _adhoc_streams(ctx))
+    return _streamset_recorded(ctx, adhoc_streams(ctx))
 
 
 def streamset_recorded_element(ctx: Ctx, web_id: str) -> Reply:
@@ -274,7 +269,7 @@ def streamset_recorded_element(ctx: Ctx, web_id: str) -> Reply:
 
 
 def streamset_end(ctx: Ctx) -> Reply:
-    return _streamset_single(ctx, _adhoc_streams(ctx), _end_block, as_items=True)
+    return _streamset_single(ctx, adhoc_streams(ctx), _end_block, as_items=True)
 
 
 def streamset_end_element(ctx: Ctx, web_id: str) -> Reply:
@@ -282,7 +277,7 @@ def streamset_end_element(ctx: Ctx, web_id: str) -> Reply:
 
 
 def streamset_value(ctx: Ctx) -> Reply:
-    return _streamset_single(ctx, _adhoc_streams(ctx), _value_block, as_items=False)
+    return _streamset_single(ctx, adhoc_streams(ctx), _value_block, as_items=False)
 
 
 def streamset_value_element(ctx: Ctx, web_id: str) -> Reply:
@@ -291,7 +286,7 @@ def streamset_value_element(ctx: Ctx, web_id: str) -> Reply:
 
 def streamset_interpolated(ctx: Ctx) -> Reply:
     parts, total = [], 0
-    for stream in _adhoc_streams(ctx):
+    for stream in adhoc_streams(ctx):
         block = _interpolated_block(ctx, stream)
         text = jsonfmt.timed_values(block, stream.point, stream.units)
         parts.append(f'{_stream_header(ctx, stream)},"Items":{text},"UnitsAbbreviation":{_json(stream.units)}}}')

@@ -174,10 +174,9 @@ class DeltaStore:
         transaction), so a writer that crashes after the commit and retries the batch cannot double it.
         Versions must grow per app_id. Returns None when the batch was already committed.
         """
-        if self.exists(table):
-            committed = self.table(table).transaction_version(app_id)
-            if committed is not None and committed >= version:
-                return None
+        committed = self.committed_version(table, app_id)
+        if committed is not None and committed >= version:
+            return None
         properties = CommitProperties(app_transactions=[Transaction(app_id=app_id, version=version)])
         return self._write(table, _arrow(data), mode="append", partition_by=partition_by, commit_properties=properties)
 

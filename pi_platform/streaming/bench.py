@@ -21,14 +21,15 @@ from pathlib import Path
 import numpy as np
 import orjson
 import pyarrow as pa
-from deltalake import DeltaTable
 
 from pi_platform.bench.machine import machine_info
 from pi_platform.bench.procstat import pid_cpu, self_cpu, self_peak_rss_bytes
 from pi_platform.bench.simproc import SimulatorProcess, SimulatorSpec
 from pi_platform.client import PIWebAPIConfig
+from pi_platform.storage import DeltaStore
 from pi_platform.streaming.channel import ChannelOptions
 from pi_platform.streaming.collector import Collector, CollectorConfig
+from pi_platform.streaming.sink import STREAM_TABLE
 from pi_platform.streaming.state import write_subscription
 
 _HOUR_PLACEHOLDER = b"2020-01-01T00"
@@ -170,7 +171,7 @@ async def _live(work: Path, sim_url: str, web_ids: list[str], seconds: float, wa
 
 
 def _receive_lag(config: CollectorConfig) -> tuple[float | None, float | None]:
-    table = DeltaTable(f"{config.delta_root}/stream_values").to_pyarrow_table(columns=["timestamp", "received_at"])
+    table = DeltaStore(config.delta_root, config.storage_options).read(STREAM_TABLE, columns=["timestamp", "received_at"])
     lag = (table["received_at"].cast(pa.int64()).to_numpy() - table["timestamp"].cast(pa.int64()).to_numpy()) / 1e6
     lag = lag[lag < 60]  # live values only, not the backfilled history
     if not len(lag):

@@ -63,13 +63,10 @@ class StreamSink:
         self._options = dict(store.storage_options) or None
 
     def _delta(self) -> DeltaTable | None:
-        if not DeltaTable.is_deltatable(self.uri, storage_options=self._options):
-            return None
-        return DeltaTable(self.uri, storage_options=self._options)
+        return self.store.table(self.table) if self.store.exists(self.table) else None
 
     def committed_offset(self) -> int:
-        dt = self._delta()
-        return (dt.transaction_version(self.app_id) or 0) if dt is not None else 0
+        return self.store.committed_version(self.table, self.app_id) or 0
 
     def high_water_marks(self) -> dict[str, int]:
         """Newest committed timestamp (µs) per stream: what is above it cannot already be in the table."""
@@ -116,7 +113,7 @@ class StreamSink:
                     write_deltalake(self.uri, valid, mode="append", storage_options=self._options,
                                     commit_properties=properties)
                     mode = "append"
-                return self._done(DeltaTable(self.uri, storage_options=self._options), version, valid,
+                return self._done(self.store.table(self.table), version, valid,
                                   split.rejects.num_rows, mode)
             except CommitFailedError:
                 # Lost an optimistic-commit race (e.g. with compaction): re-check the version and retry.
@@ -132,7 +129,7 @@ class StreamSink:
         if stored.num_rows == 0:
             return rows
         known = set(_fingerprints(stored).tolist())
-        fresh = np.fromiter((f not in known for f in _fingerprints(rows.select(_CONTENT)).tolist()), dtype=bool,
+        fresh = np.fromiter((f not in known for f in _fingerprints(rows).tolist()), dtype=bool,
                             count=rows.num_rows)
         return rows.filter(pa.array(fresh))
 

@@ -41,8 +41,6 @@ def test_points_and_elements_page_without_loss_or_duplicates(simulator) -> None:
 
 
 def test_event_frames_with_open_frames_and_annotations(simulator) -> None:
-    plant = simulator.plant
-
     async def go():
         async with PIWebAPIClient(_config(simulator, list_page_size=5)) as pi:
             database = (await pi.asset_databases((await pi.asset_servers())[0]["WebId"]))[0]

@@ -4,6 +4,7 @@ again on resume, and restarts a collector whose heartbeat stopped."""
 
 import os
 import signal
+from pathlib import Path
 
 import dagster as dg
 import httpx
@@ -14,7 +15,7 @@ from pi_platform.defs.streaming import build_defs
 from pi_platform.defs.streaming.checks import STREAM_FLOWING, TAGS_FRESH
 from pi_platform.defs.streaming.resources import StreamCollectorResource
 from pi_platform.defs.streaming.sensors import SensorCursor, stream_collector_sensor
-from pi_platform.streaming.state import read_status, read_subscription
+from pi_platform.streaming.state import TAGS_FILE, read_json, read_status, read_subscription
 
 
 class Ticker:
@@ -95,6 +96,13 @@ def test_sensor_drives_collector_and_stale_check_follows_pause_and_resume(ticker
     assert "dagster/last_updated_timestamp" in metadata and "lag_s" in metadata
 
     assert not webhook.received  # new tags get time to deliver before they count as stale
+
+    def rhythms_known() -> bool:
+        # Pausing a tag before its usual interval is known would judge it by the 60 s default interval.
+        tags = (read_json(Path(collector.state_dir) / TAGS_FILE) or {}).get("tags") or {}
+        return all((tags.get(p.web_id) or [None, None, None])[2] is not None for p in points)
+
+    wait_until(rhythms_known, 60, "every tag's usual interval")
     victim = points[0].name
     httpx.post(f"{sim.admin_url}/streams/pause", json={"names": [victim]}).raise_for_status()
 
