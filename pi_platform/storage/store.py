@@ -184,11 +184,20 @@ class DeltaStore:
         """Last batch version `app_id` committed to `table` (None: never, or no table yet)."""
         return self.table(table).transaction_version(app_id) if self.exists(table) else None
 
-    def maintain(self, table: str, *, retention_hours: int = 168) -> dict[str, Any]:
-        """Compact small files, then vacuum files older than the retention that no live version needs."""
-        dt = self.table(table)
-        compacted = dt.optimize.compact()
-        removed = dt.vacuum(retention_hours=retention_hours, dry_run=False, enforce_retention_duration=False)
+    def maintain(self, table: str, *, retention_hours: int = 168, target_size: int | None = None) -> dict[str, Any]:
+        """Compact small files, then vacuum files older than the retention that no live version needs.
+
+        Compaction may race a live writer (the stream collector); a lost commit race is retried."""
+        outcome: dict[str, Any] = {}
+
+        def run() -> None:
+            dt = self.table(table)
+            outcome["compacted"] = dt.optimize.compact(target_size=target_size)
+            outcome["removed"] = dt.vacuum(retention_hours=retention_hours, dry_run=False,
+                                           enforce_retention_duration=False)
+
+        _retry_conflicts(run)
+        compacted, removed = outcome["compacted"], outcome["removed"]
         return {
             "files_added": int(compacted.get("numFilesAdded", 0)),
             "files_removed": int(compacted.get("numFilesRemoved", 0)),

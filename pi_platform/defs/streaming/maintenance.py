@@ -1,42 +1,29 @@
 """Hourly compaction of `stream_values`: one commit per second makes many small files.
 
 Runs beside the live collector. Compaction only rewrites files; if it races a collector merge the Delta
-commit conflict is retried here, and the collector retries its own (its batches are idempotent).
+commit conflict is retried by `DeltaStore.maintain`, and the collector retries its own (its batches are
+idempotent).
 """
 
-import time
-
 import dagster as dg
-from deltalake import DeltaTable
-from deltalake.exceptions import CommitFailedError
 
 from pi_platform.defs.streaming.assets import STREAM_VALUES
 from pi_platform.defs.streaming.resources import StreamCollectorResource
-
-_ATTEMPTS = 5
+from pi_platform.streaming.sink import STREAM_TABLE
 
 
 @dg.op(description="Compact small files of stream_values and vacuum files older than the retention")
 def compact_stream_values(context: dg.OpExecutionContext, stream_collector: StreamCollectorResource) -> dg.Output:
-    uri = stream_collector.table_uri
-    if not DeltaTable.is_deltatable(uri):
+    store = stream_collector.store
+    if not store.exists(STREAM_TABLE):
         context.log.info("stream_values does not exist yet: nothing to compact")
         return dg.Output(None, metadata={"files_removed": 0, "files_added": 0})
-    for attempt in range(_ATTEMPTS):
-        try:
-            table = DeltaTable(uri)
-            metrics = table.optimize.compact(target_size=128 << 20)
-            vacuumed = table.vacuum(retention_hours=168, dry_run=False, enforce_retention_duration=False)
-            break
-        except CommitFailedError:
-            if attempt == _ATTEMPTS - 1:
-                raise
-            time.sleep(1 + attempt)
+    outcome = store.maintain(STREAM_TABLE, retention_hours=168, target_size=128 << 20)
     metadata = {
-        "files_removed": int(metrics.get("numFilesRemoved", 0)),
-        "files_added": int(metrics.get("numFilesAdded", 0)),
-        "files_vacuumed": len(vacuumed),
-        "delta_version": DeltaTable(uri).version(),
+        "files_removed": outcome["files_removed"],
+        "files_added": outcome["files_added"],
+        "files_vacuumed": outcome["files_vacuumed"],
+        "delta_version": outcome["version"],
     }
     context.log_event(dg.AssetObservation(asset_key=STREAM_VALUES.key, metadata=metadata))
     return dg.Output(None, metadata=metadata)
