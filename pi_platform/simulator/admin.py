@@ -4,6 +4,7 @@ Tests and the streaming collector's chaos runs drive the simulator through this;
 by design (bind the simulator to loopback).
 """
 
+from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
@@ -57,21 +58,21 @@ def build_admin(app: "SimulatorApp") -> Starlette:
         except PITimeError as exc:
             raise AdminError(str(exc)) from None
 
-    async def pause(request: Request) -> JSONResponse:
-        data = await body(request)
-        try:
-            done = app.plant.pause(names_of(data), at_of(data))
-        except ObjectNotFound as exc:
-            raise AdminError(f"unknown tag {exc.ref!r}") from None
-        return JSONResponse({"paused": done, "all_paused": app.plant.paused(), "at": format_time(app.plant.now())})
+    def pause_switch(method: str, done_key: str) -> Callable[[Request], Awaitable[JSONResponse]]:
+        """POST handler that pauses or resumes the named tags (both answer the same shape)."""
 
-    async def resume(request: Request) -> JSONResponse:
-        data = await body(request)
-        try:
-            done = app.plant.resume(names_of(data), at_of(data))
-        except ObjectNotFound as exc:
-            raise AdminError(f"unknown tag {exc.ref!r}") from None
-        return JSONResponse({"resumed": done, "all_paused": app.plant.paused(), "at": format_time(app.plant.now())})
+        async def handler(request: Request) -> JSONResponse:
+            data = await body(request)
+            try:
+                done = getattr(app.plant, method)(names_of(data), at_of(data))
+            except ObjectNotFound as exc:
+                raise AdminError(f"unknown tag {exc.ref!r}") from None
+            return JSONResponse({done_key: done, "all_paused": app.plant.paused(), "at": format_time(app.plant.now())})
+
+        return handler
+
+    pause = pause_switch("pause", "paused")
+    resume = pause_switch("resume", "resumed")
 
     async def paused(request: Request) -> JSONResponse:
         windows = {
