@@ -14,8 +14,7 @@ from typing import TYPE_CHECKING
 import orjson
 
 from pi_platform import webid
-from pi_platform.pitime import PITimeError, parse_time
-from pi_platform.pitime import to_us
+from pi_platform.pitime import PITimeError, parse_time, to_us
 from pi_platform.simulator.plant import NotAStream, ObjectNotFound, Stream
 
 if TYPE_CHECKING:
@@ -205,3 +204,12 @@ class Router:
         if allowed:
             return error_reply(405, f"The requested resource does not support http method '{ctx.method}'.")
         return error_reply(404, f"No resource was found that matches the request URI '{ctx.base}/{path}'.")
+
+
+def by_path(ctx: "Ctx", kind: str, find: Callable[[str], object | None]) -> object:
+    """The object named by the `path` query parameter, or PI's 404 for that kind of object."""
+    path = ctx.get("path") or ""
+    found = find(path)
+    if found is None:
+        raise ApiError(404, f"The specified {kind} was not found: '{path}'.")
+    return found

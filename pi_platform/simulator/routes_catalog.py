@@ -4,7 +4,7 @@ import time
 
 from pi_platform.pitime import format_time
 from pi_platform.simulator import resources as res
-from pi_platform.simulator.api import ApiError, Ctx, Reply, Router, caller_identity
+from pi_platform.simulator.api import ApiError, Ctx, Reply, Router, by_path, caller_identity
 from pi_platform.simulator.catalog import (
     DIGITAL_SETS,
     Attribute,
@@ -151,11 +151,7 @@ def element_by_id(ctx: Ctx, web_id: str) -> Reply:
 
 
 def element_by_path(ctx: Ctx) -> Reply:
-    path = ctx.get("path") or ""
-    element = ctx.plant.catalog.element_by_path(path)
-    if element is None:
-        raise ApiError(404, f"The specified element was not found: '{path}'.")
-    return Reply(body=res.element(ctx, element))
+    return Reply(body=res.element(ctx, by_path(ctx, "element", ctx.plant.catalog.element_by_path)))  # type: ignore[arg-type]
 
 
 def element_attributes(ctx: Ctx, web_id: str) -> Reply:
@@ -182,11 +178,7 @@ def attribute_by_id(ctx: Ctx, web_id: str) -> Reply:
 
 
 def attribute_by_path(ctx: Ctx) -> Reply:
-    path = ctx.get("path") or ""
-    attribute = ctx.plant.catalog.attribute_by_path(path)
-    if attribute is None:
-        raise ApiError(404, f"The specified attribute was not found: '{path}'.")
-    return Reply(body=res.attribute(ctx, attribute))
+    return Reply(body=res.attribute(ctx, by_path(ctx, "attribute", ctx.plant.catalog.attribute_by_path)))  # type: ignore[arg-type]
 
 
 # ---- data server, points, digital sets -------------------------------------------------------------------
@@ -249,12 +241,11 @@ def point_by_id(ctx: Ctx, web_id: str) -> Reply:
 
 
 def point_by_path(ctx: Ctx) -> Reply:
-    path = ctx.get("path") or ""
-    server, _, tag = path.lstrip("\\").partition("\\")
-    point = ctx.plant.catalog.point_by_name(tag) if server.upper() == ctx.plant.data_server_name.upper() else None
-    if point is None:
-        raise ApiError(404, f"The specified point was not found: '{path}'.")
-    return Reply(body=res.point_json(ctx, point))
+    def find(path: str) -> Point | None:
+        server, _, tag = path.lstrip("\\").partition("\\")
+        return ctx.plant.catalog.point_by_name(tag) if server.upper() == ctx.plant.data_server_name.upper() else None
+
+    return Reply(body=res.point_json(ctx, by_path(ctx, "point", find)))  # type: ignore[arg-type]
 
 
 def point_attributes(ctx: Ctx, web_id: str, name: str | None = None) -> Reply:

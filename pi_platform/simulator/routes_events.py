@@ -2,7 +2,7 @@
 
 from pi_platform.pitime import format_time, from_us
 from pi_platform.simulator import resources as res
-from pi_platform.simulator.api import ApiError, Ctx, Reply, Router
+from pi_platform.simulator.api import ApiError, Ctx, Reply, Router, by_path
 from pi_platform.simulator.catalog import Element, descendants, wildcard
 from pi_platform.simulator.events import (
     NEVER_ACK_TEXT,
@@ -111,11 +111,7 @@ def event_frame(ctx: Ctx, web_id: str) -> Reply:
 
 
 def event_frame_by_path(ctx: Ctx) -> Reply:
-    path = ctx.get("path") or ""
-    frame = ctx.plant.events.by_path(path)
-    if frame is None:
-        raise ApiError(404, f"The specified event frame was not found: '{path}'.")
-    return Reply(body=frame_json(ctx, frame))
+    return Reply(body=frame_json(ctx, by_path(ctx, "event frame", ctx.plant.events.by_path)))  # type: ignore[arg-type]
 
 
 def annotations(ctx: Ctx, web_id: str) -> Reply:
