@@ -19,7 +19,8 @@ from pathlib import Path
 
 import httpx
 
-from pi_platform.defs.schedules import DAILY_ASSETS
+from pi_platform.defs.calendar.schedules import DAILY_ASSETS
+from pi_platform import settings
 from pi_platform.errors import PlatformError
 from pi_platform.streaming.state import LOCK_FILE
 
@@ -30,7 +31,8 @@ UNFINISHED_BACKFILL = {"REQUESTED", "CANCELING", "FAILING"}
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--host", default="127.0.0.1", help="address the Dagster UI binds (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=3000, help="Dagster UI port (default 3000)")
-    parser.add_argument("--simulator-port", type=int, default=8765, help="embedded simulator port (default 8765)")
+    parser.add_argument("--simulator-port", type=int, default=settings.SIMULATOR_PORT,
+                        help=f"embedded simulator port (default {settings.SIMULATOR_PORT})")
     parser.add_argument("--tags", type=int, default=1000, help="number of simulated PI points (default 1000)")
     parser.add_argument("--seed", type=int, default=42, help="simulator seed (default 42)")
     parser.add_argument(
@@ -44,19 +46,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    home = Path(os.environ.get("DAGSTER_HOME") or PROJECT_ROOT / ".dagster_home")
+    home = Path(os.environ.get("DAGSTER_HOME") or settings.project_home() / ".dagster_home")
     home.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(PROJECT_ROOT / "dagster.yaml", home / "dagster.yaml")
     env = {**os.environ, "DAGSTER_HOME": str(home)}
-    env.setdefault("PI_DELTA_ROOT", str(PROJECT_ROOT / ".pi_platform" / "lake"))
+    # Children resolve the same defaults (settings.py); pinning them here keeps `dagster dev`'s code server
+    # and the collector it starts on the paths this process reports, whatever their working directory.
+    env.setdefault("PI_DELTA_ROOT", settings.delta_root(env))
     # Locally the stream sensor starts the collector (subscribed to every point) as soon as the daemon runs.
-    env.setdefault("PI_STREAM_STATE_DIR", str(PROJECT_ROOT / ".pi_platform" / "stream"))
+    env.setdefault("PI_STREAM_STATE_DIR", settings.stream_state_dir(env))
     env.setdefault("PI_STREAM_SENSOR_DEFAULT", "running")
     env.setdefault("PI_STREAM_NAME_FILTER", "*")
     children: list[subprocess.Popen] = []
     try:
         if not env.get("PI_WEBAPI_URL"):
-            sim_url = f"http://127.0.0.1:{args.simulator_port}"
+            sim_url = f"http://{settings.SIMULATOR_HOST}:{args.simulator_port}"
             children.append(_spawn([_exe("pi-platform"), "simulate", "--port", str(args.simulator_port),
                                     "--tags", str(args.tags), "--seed", str(args.seed)], env))
             _wait_http(f"{sim_url}/piwebapi", "simulator", children[-1])

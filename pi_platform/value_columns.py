@@ -44,13 +44,19 @@ def sort_values(table: pa.Table) -> pa.Table:
     return table.sort_by([("web_id", "ascending"), ("timestamp", "ascending"), ("position", "ascending")])
 
 
-# Items PI returned that cannot become a value row (per-value Errors, unparseable timestamps, schema failures).
-# They are kept, never dropped: the batch and stream writers put them in a quarantine table with the reason.
+# The one shape of everything refused on the way to a table: items PI returned that cannot become a value row
+# (per-value Errors, unparseable timestamps) and rows failing validation. They are kept, never dropped: the
+# batch and stream writers put them in the quarantine table with the reason.
 REJECT_SCHEMA = pa.schema(
     [
         pa.field("web_id", pa.string()),
         pa.field("name", pa.string()),
         pa.field("reason", pa.string(), nullable=False),
-        pa.field("raw", pa.string(), nullable=False),  # the item's JSON exactly as received
+        pa.field("raw", pa.string(), nullable=False),  # the item's JSON exactly as received (or as built)
+        pa.field("timestamp", TIMESTAMP),  # the row's own time when known: dates its quarantine partition
     ]
 )
+
+
+def empty_rejects() -> pa.Table:
+    return REJECT_SCHEMA.empty_table()

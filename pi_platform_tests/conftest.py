@@ -9,7 +9,8 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from pi_platform.simulator.server import SimulatorConfig, SimulatorServer
+from pi_platform.simulator.config import SimulatorConfig
+from pi_platform.simulator.server import SimulatorServer
 
 
 @pytest.fixture

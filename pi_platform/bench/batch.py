@@ -21,6 +21,7 @@ from pathlib import Path
 from pi_platform.bench import floor, verify
 from pi_platform.bench.machine import machine_info
 from pi_platform.bench.procstat import CpuTimes, pid_cpu, pid_peak_rss_bytes
+from pi_platform.batch import selection
 from pi_platform.bench.simproc import SimulatorProcess, SimulatorSpec
 from pi_platform.client import PIWebAPIClient, PIWebAPIConfig
 
@@ -135,7 +136,7 @@ def report(runs: list[dict], settings: BatchSettings) -> dict:
             "page_size": settings.page_size, "max_requests_per_second": settings.max_requests_per_second or None,
             "floor_tags": settings.floor_tags, "verify_tags": settings.verify_tags,
         },
-        "code_path": "pi_platform.defs.recorded.extract.extract_recorded (the recorded_values asset's extraction)",
+        "code_path": "pi_platform.batch.recorded.extract_recorded (the recorded_values asset's extraction)",
         "published_claim": PUBLISHED_CLAIM,
         "targets": TARGETS,
         "runs": runs,
@@ -144,10 +145,8 @@ def report(runs: list[dict], settings: BatchSettings) -> dict:
 
 async def _select(base_url: str) -> list[str]:
     """Every point of the data server, resolved by the asset's own tag selection (no filters set)."""
-    from pi_platform.defs.recorded import selection  # imports Dagster: only when a benchmark runs
-
     async with PIWebAPIClient(PIWebAPIConfig(url=base_url, max_requests_per_second=None)) as client:
-        selected = await selection.resolve(client, selection.TagSelection())
+        selected = await selection.resolve(client, selection.TagFilter())
     return selected["web_id"].to_pylist()
 
 

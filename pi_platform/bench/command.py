@@ -5,15 +5,12 @@
 """
 
 import argparse
-import importlib
 import json
 from datetime import date, datetime
 from pathlib import Path
 
 from pi_platform.errors import ConfigError
 from pi_platform.pitime import parse_time
-
-STREAM_BENCH_MODULE = "pi_platform.streaming.bench"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -95,15 +92,10 @@ def _utc_time(text: str) -> datetime:
 
 
 def _stream(args: argparse.Namespace) -> int:
-    try:
-        module = importlib.import_module(STREAM_BENCH_MODULE)
-    except ModuleNotFoundError as exc:
-        if exc.name != STREAM_BENCH_MODULE:
-            raise
-        print(f"bench stream: not available yet ({STREAM_BENCH_MODULE} is not part of this install)")
-        return 2
+    from pi_platform.bench.stream import run_benchmark
+
     options = {name: getattr(args, name) for name in ("pipeline_seconds", "live_seconds", "live_tags", "work_dir")}
-    result = module.run_benchmark(**{k: v for k, v in options.items() if v is not None})
+    result = run_benchmark(**{k: v for k, v in options.items() if v is not None})
     _write(args.out, result)
     print(json.dumps({k: v for k, v in result.items() if k != "machine"}, indent=2))
     print(f"report: {args.out}")

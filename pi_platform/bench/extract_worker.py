@@ -59,8 +59,8 @@ def main(argv: list[str] | None = None) -> int:
         exit_with_parent()
 
     from pi_platform.client import PIWebAPIConfig
-    from pi_platform.defs.partitions import Window
-    from pi_platform.defs.recorded.extract import extract_recorded
+    from pi_platform.batch.window import DayWindow
+    from pi_platform.batch.recorded import extract_recorded
     from pi_platform.storage import DeltaStore
 
     with open(args.web_ids) as lines:
@@ -68,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
     config = PIWebAPIConfig(url=args.url, max_concurrency=args.max_concurrency, page_size=args.page_size,
                             max_requests_per_second=args.max_requests_per_second or None)
     store = DeltaStore(args.delta_root)
-    window = Window(args.day, args.day + timedelta(days=1))
+    window = DayWindow(args.day, args.day + timedelta(days=1))
 
     warnings = WarningCounter()
     logging.getLogger("pi_platform.client").addHandler(warnings)

@@ -79,7 +79,8 @@ class SimulatorProcess:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from pi_platform.simulator.server import SimulatorConfig, SimulatorServer
+    from pi_platform.simulator.config import SimulatorConfig
+    from pi_platform.simulator.server import SimulatorServer
 
     parser = argparse.ArgumentParser(prog="python -m pi_platform.bench.simproc")
     parser.add_argument("--n-tags", type=int, required=True)

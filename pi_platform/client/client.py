@@ -1,6 +1,6 @@
 """`PIWebAPIClient`: the few read operations the platform needs, over the policies of `Transport`.
 
-List methods return PI's JSON items as dicts (every page, via startIndex); `client/frames.py` turns them
+List methods return PI's JSON items as dicts (every page, via startIndex); `client/objects.py` turns them
 into tables. Recorded values come back as Arrow (`recorded`, `recorded_table`). Times are PI time
 expressions or datetimes, resolved here in UTC (not in the server's local zone, which is how peers end up
 an hour off twice a year).
@@ -13,6 +13,7 @@ from typing import Any
 
 import pyarrow as pa
 
+from pi_platform.client import current
 from pi_platform.client.columns import ValueBatch
 from pi_platform.client.config import PIWebAPIConfig
 from pi_platform.client.errors import NotFound, TimeRangeError
@@ -124,6 +125,10 @@ class PIWebAPIClient:
     async def point(self, web_id: str) -> dict:
         return await self.get(f"points/{web_id}")
 
+    async def point_attributes(self, web_ids: Sequence[str]) -> tuple[dict[str, dict], dict[str, str]]:
+        """Name, path and exception/compression attributes per point (POST batch); see `current`."""
+        return await current.point_attributes(self.transport, web_ids)
+
     async def enumeration_sets(self, data_server_web_id: str) -> list[dict]:
         return await self.list_items(f"dataservers/{data_server_web_id}/enumerationsets")
 
@@ -153,6 +158,14 @@ class PIWebAPIClient:
         except PITimeError as exc:
             raise TimeRangeError(str(exc)) from None
         return start_dt, end_dt
+
+    async def server_time(self) -> datetime:
+        """The server's clock (`system/status` ServerTime)."""
+        return await current.server_time(self.transport)
+
+    async def snapshots(self, web_ids: Sequence[str]) -> ValueBatch:
+        """Current values (one row per stream, VALUE_SCHEMA) via `streamsets/value`; unreadable ones as rejects."""
+        return await current.snapshots(self.transport, web_ids)
 
     async def recorded(self, web_ids: str | Sequence[str], start: TimeLike, end: TimeLike) -> AsyncIterator[ValueBatch]:
         """Recorded values (boundary Inside) chunk by chunk; nothing lost or doubled at page or window edges.

@@ -290,6 +290,7 @@ def _rejects(items: list, reasons: np.ndarray, stream: np.ndarray, pages: list[S
             "name": [pages[stream[i]].name for i in rows],
             "reason": [_with_errors(reasons[i], items[i]) for i in rows],
             "raw": [orjson.dumps(items[i]).decode() for i in rows],
+            "timestamp": pa.nulls(len(rows), TIMESTAMP),
         },
         schema=REJECT_SCHEMA,
     )

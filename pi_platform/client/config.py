@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 
+from pi_platform import settings
 from pi_platform.errors import ConfigError
 
 AuthMethod = Literal["anonymous", "basic", "bearer", "kerberos"]
@@ -113,6 +114,15 @@ class PIWebAPIConfig(BaseModel):
         if "url" not in data:
             raise ConfigError("no PI Web API URL: set PI_WEBAPI_URL or pass --url https://host/piwebapi")
         return cls(**data)
+
+
+    @classmethod
+    def from_settings(cls, **overrides: Any) -> "PIWebAPIConfig":
+        """`from_env`, but with no URL set it points at the embedded simulator (pi_platform/settings.py): what
+        the platform's own commands and resources use; `pi-platform doctor` insists on a URL instead."""
+        if overrides.get("url") is None:
+            overrides["url"] = settings.pi_url()
+        return cls.from_env(**overrides)
 
 
 def _one_line(exc: ValidationError) -> str:

@@ -216,5 +216,6 @@ def _stream_rejects(failed: list[tuple[_Stream, dict]]) -> pa.Table:
         "name": [answer.get("Name") for _, answer in failed],
         "reason": [f"PI could not read this stream: {error_text(answer)}" for _, answer in failed],
         "raw": [orjson.dumps(answer).decode() for _, answer in failed],
+        "timestamp": pa.nulls(len(failed), REJECT_SCHEMA.field("timestamp").type),
     }, schema=REJECT_SCHEMA)
 

@@ -13,7 +13,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as ds
 
-from pi_platform.defs.partitions import Window
+from pi_platform.batch.window import DayWindow
 from pi_platform.storage import DeltaStore, read_quarantine
 from pi_platform.storage.tables import TableSpec
 
@@ -37,7 +37,7 @@ def standard_specs(asset: str, *, row_count: bool = True) -> list[dg.AssetCheckS
 
 
 def standard_results(
-    store: DeltaStore, spec: TableSpec, window: Window, *, row_count: bool = True, keys_in_window: bool = True
+    store: DeltaStore, spec: TableSpec, window: DayWindow, *, row_count: bool = True, keys_in_window: bool = True
 ) -> list[dg.AssetCheckResult]:
     """The results of `standard_specs`, read back from Delta. Upserted tables check keys over the whole table
     (`keys_in_window=False`): a frame first seen on another day must not reappear under the same key."""
@@ -63,12 +63,12 @@ def schema_check(store: DeltaStore, spec: TableSpec) -> dg.AssetCheckResult:
     )
 
 
-def window_filter(spec: TableSpec, window: Window) -> ds.Expression:
+def window_filter(spec: TableSpec, window: DayWindow) -> ds.Expression:
     column = ds.field(spec.partition_column)
     return (column >= pa.scalar(window.first)) & (column < pa.scalar(window.end))
 
 
-def key_check(store: DeltaStore, spec: TableSpec, window: Window | None = None) -> dg.AssetCheckResult:
+def key_check(store: DeltaStore, spec: TableSpec, window: DayWindow | None = None) -> dg.AssetCheckResult:
     """Keys of the window (or of the whole table when `window` is None, for upserted tables)."""
     keys = list(spec.keys)
     rows = store.read(spec.name, columns=keys, filter=window_filter(spec, window) if window else None)
@@ -89,7 +89,7 @@ def key_check(store: DeltaStore, spec: TableSpec, window: Window | None = None) 
     )
 
 
-def quarantine_check(store: DeltaStore, spec: TableSpec, window: Window) -> dg.AssetCheckResult:
+def quarantine_check(store: DeltaStore, spec: TableSpec, window: DayWindow) -> dg.AssetCheckResult:
     rows = read_quarantine(store, table_name=spec.name, start=window.first, end=window.end)
     reasons = rows.group_by("reason").aggregate([("reason", "count")]).sort_by([("reason_count", "descending")])
     return dg.AssetCheckResult(
@@ -105,7 +105,7 @@ def quarantine_check(store: DeltaStore, spec: TableSpec, window: Window) -> dg.A
     )
 
 
-def row_count_check(store: DeltaStore, spec: TableSpec, window: Window) -> dg.AssetCheckResult:
+def row_count_check(store: DeltaStore, spec: TableSpec, window: DayWindow) -> dg.AssetCheckResult:
     """Compare the window's last day with the day before it (WARN on a drop below ROW_DROP_WARN)."""
     last = window.end - timedelta(days=1)
     column = ds.field(spec.partition_column)

@@ -10,7 +10,7 @@ import dagster as dg
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from pi_platform.defs.partitions import Window
+from pi_platform.batch.window import DayWindow
 from pi_platform.storage import TableInfo
 
 _BAR = "█"
@@ -35,7 +35,7 @@ def table_metadata(
     data: pa.Table,
     info: TableInfo,
     schema: pa.Schema,
-    window: Window,
+    window: DayWindow,
     *,
     time_column: str | None = None,
     rows: int | None = None,

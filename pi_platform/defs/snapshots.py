@@ -13,7 +13,7 @@ import pyarrow as pa
 
 from pi_platform.defs import checks
 from pi_platform.defs.metadata import table_metadata
-from pi_platform.defs.partitions import Window
+from pi_platform.batch.window import DayWindow
 from pi_platform.storage import DeltaStore, replace_quarantine, split_valid
 from pi_platform.storage.tables import TableSpec
 
@@ -23,7 +23,7 @@ def write_snapshot(
     store: DeltaStore,
     spec: TableSpec,
     schema: pandera.DataFrameSchema,
-    window: Window,
+    window: DayWindow,
     build: Callable[[date], pa.Table],
 ) -> dg.MaterializeResult:
     """Build the snapshot for each day of the window, validate, replace the window, report, check."""

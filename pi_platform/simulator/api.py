@@ -20,7 +20,7 @@ from pi_platform.simulator.plant import NotAStream, ObjectNotFound, Stream
 if TYPE_CHECKING:
     from pi_platform.simulator.faults import FaultState
     from pi_platform.simulator.plant import Plant
-    from pi_platform.simulator.server import SimulatorConfig
+    from pi_platform.simulator.config import SimulatorConfig
 
 
 class ApiError(Exception):

@@ -14,15 +14,15 @@ from urllib.parse import parse_qsl
 
 from starlette.types import Receive, Scope, Send
 
-from pi_platform.simulator import batch, routes_catalog, routes_events, routes_streams
-from pi_platform.simulator.admin import build_admin
+from pi_platform.simulator import routes_batch, routes_catalog, routes_events, routes_streams
+from pi_platform.simulator.routes_admin import build_admin
 from pi_platform.simulator.api import Ctx, Reply, Router, error_reply, scope_headers
 from pi_platform.simulator.channels import ChannelHub
 from pi_platform.simulator.faults import FaultState
 from pi_platform.simulator.plant import Plant
 
 if TYPE_CHECKING:
-    from pi_platform.simulator.server import SimulatorConfig
+    from pi_platform.simulator.config import SimulatorConfig
 
 UNSAFE_METHODS = ("POST", "PUT", "PATCH", "DELETE")
 DENIED = "Authorization has been denied for this request."
@@ -33,7 +33,7 @@ def build_router() -> Router:
     routes_catalog.register(router)
     routes_streams.register(router)
     routes_events.register(router)
-    batch.register(router)
+    routes_batch.register(router)
     return router
 
 

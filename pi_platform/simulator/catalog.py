@@ -8,6 +8,9 @@ Layout (sizes are fixed fan-outs so paths are predictable in tests):
     \\\\PISIM-AF\\PISIM\\Site001\\Area0001\\Unit00001\\Pump00001|Flow  ->  \\\\PISIM\\Pump00001.Flow
 Each equipment element has 5 PI Point attributes (one tag each) plus 2 static attributes; 4 equipment per
 unit, 5 units per area, 5 areas per site. Edge-case tags (EDGE.*) live on the data server only.
+Every area's tags are read by one interface (PI pointsource = the area's name, e.g. `Area0001`), so
+"an interface fails" means a group of about 100 tags goes quiet together; EDGE.* tags have pointsource `EDGE`.
+A `flat_fraction` of the regular numeric and digital tags are flat (setpoint-like: see flat.py).
 """
 
 import hashlib
@@ -20,6 +23,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 
 from pi_platform import webid
+from pi_platform.simulator import hashrng
 
 EQUIP_PER_UNIT = 4
 UNITS_PER_AREA = 5
@@ -32,6 +36,8 @@ _LEVEL_CATEGORIES = {SITE: ["Sites"], AREA: ["Areas"], UNIT: ["Process Units"]}
 
 # Value kinds a tag produces (see values.py).
 NUMERIC, INTEGER, DIGITAL, STRING = "numeric", "integer", "digital", "string"
+EDGE_POINTSOURCE = "EDGE"
+_SALT_FLAT = 7001
 
 
 @dataclass(frozen=True)
@@ -217,11 +223,14 @@ class Point:
     span: float
     path: str  # \\PISIM\tag
     web_id: str
+    pointsource: str  # the interface that reads it (one per area; EDGE for edge tags)
     edge: str = ""  # edge-case profile name, "" for regular tags
+    flat: bool = False  # piecewise constant, archived only on change or compmax (flat.py)
 
     @property
     def step(self) -> bool:
-        return self.kind in (INTEGER, DIGITAL, STRING)
+        """Stepped (no interpolation between values): counters, states, strings, and flat setpoint-like tags."""
+        return self.flat or self.kind in (INTEGER, DIGITAL, STRING)
 
 
 @dataclass(eq=False)
@@ -267,15 +276,19 @@ class Catalog:
         n_tags: int,
         *,
         edge_tags: bool = True,
+        flat_fraction: float = 0.0,
         asset_server: str = "PISIM-AF",
         database: str = "PISIM",
         data_server: str = "PISIM",
     ) -> None:
         if n_tags < 1:
             raise ValueError("n_tags must be at least 1")
+        if not 0.0 <= flat_fraction <= 1.0:
+            raise ValueError(f"flat_fraction must be within 0..1 (got {flat_fraction})")
         self.seed = seed
         self.n_tags = n_tags
         self.with_edge_tags = edge_tags
+        self.flat_fraction = flat_fraction
         self.asset_server_name = asset_server
         self.database_name = database
         self.data_server_name = data_server
@@ -316,12 +329,17 @@ class Catalog:
         descriptor: str,
         zero: float,
         span: float,
+        pointsource: str,
         edge: str = "",
+        flat: bool = False,
     ) -> Point:
         pid = index + 1
         path = f"\\\\{self.data_server_name}\\{name}"
         web = webid.encode_full("DP", (self.data_server_guid,), f"{self.data_server_name}\\{name}", point_id=pid)
-        return Point(index, pid, name, point_type, kind, units, digital_set, descriptor, zero, span, path, web, edge)
+        return Point(
+            index, pid, name, point_type, kind, units, digital_set, descriptor, zero, span, path, web, pointsource,
+            edge, flat,
+        )
 
     def _regular_point(self, index: int) -> Point:
         equip, slot = divmod(index, SLOTS_PER_EQUIPMENT)
@@ -329,6 +347,8 @@ class Catalog:
         spec = template.slots[slot]
         equip_name = f"{template.name}{equip + 1:05d}"
         zero, span = self.signal_range(index, spec.kind, spec.digital_set)
+        area = equip // (EQUIP_PER_UNIT * UNITS_PER_AREA)
+        flat = spec.kind != STRING and hashrng.uniform1(self.seed, index, _SALT_FLAT) < self.flat_fraction
         return self._make_point(
             index,
             f"{equip_name}.{spec.name}",
@@ -339,6 +359,8 @@ class Catalog:
             f"{template.name} {equip + 1} {spec.name}",
             zero,
             span,
+            area_name(area),
+            flat=flat,
         )
 
     def _edge_point(self, index: int, spec: EdgeSpec) -> Point:
@@ -346,7 +368,17 @@ class Catalog:
         digital_set = "Modes" if kind == DIGITAL else ""
         zero, span = self.signal_range(index, kind, digital_set)
         return self._make_point(
-            index, spec.name, spec.point_type, kind, "", digital_set, spec.description, zero, span, edge=spec.name
+            index,
+            spec.name,
+            spec.point_type,
+            kind,
+            "",
+            digital_set,
+            spec.description,
+            zero,
+            span,
+            EDGE_POINTSOURCE,
+            edge=spec.name,
         )
 
     def signal_params(self, index: int) -> tuple[float, float, float, float]:
@@ -366,6 +398,17 @@ class Catalog:
             return 0.0, 0.0
         base, amplitude, _, _ = self.signal_params(index)
         return round(base - 2 * amplitude, 2), round(4 * amplitude, 2)
+
+    @cached_property
+    def interfaces(self) -> dict[str, list[Point]]:
+        """Pointsource -> the points its interface reads, in interface-id order (`location1` = position + 1)."""
+        groups: dict[str, list[Point]] = {}
+        for point in self.points:
+            groups.setdefault(point.pointsource, []).append(point)
+        return groups
+
+    def interface_id(self, pointsource: str) -> int:
+        return list(self.interfaces).index(pointsource) + 1
 
     @cached_property
     def _point_by_name(self) -> dict[str, Point]:
@@ -396,7 +439,7 @@ class Catalog:
         """Every element, parents before children (sites, then areas, units, equipment)."""
         levels: dict[int, list[Element]] = {}
         fanout = {AREA: AREAS_PER_SITE, UNIT: UNITS_PER_AREA, EQUIP: EQUIP_PER_UNIT}
-        width = {SITE: 3, AREA: 4, UNIT: 5}
+        width = {SITE: 3, UNIT: 5}
         for level in (SITE, AREA, UNIT, EQUIP):
             items = []
             for i in range(self.counts[level]):
@@ -408,6 +451,9 @@ class Catalog:
                         template.name,
                         list(template.categories),
                     )
+                elif level == AREA:
+                    template_name, name = _LEVEL_TEMPLATES[level], area_name(i)
+                    categories = list(_LEVEL_CATEGORIES[level])
                 else:
                     template_name = _LEVEL_TEMPLATES[level]
                     name, categories = f"{template_name}{i + 1:0{width[level]}d}", list(_LEVEL_CATEGORIES[level])
@@ -516,6 +562,11 @@ class Catalog:
         if name == "SYSTEM":
             return [(label, code) for code, label in sorted(SYSTEM_STATES.items())]
         return [(label, code) for code, label in enumerate(DIGITAL_SETS[name].states)]
+
+
+def area_name(area: int) -> str:
+    """Name of the area element, which is also the pointsource of the interface reading its tags."""
+    return f"Area{area + 1:04d}"
 
 
 def descendants(roots: list[Element]) -> list[Element]:

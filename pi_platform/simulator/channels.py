@@ -191,7 +191,7 @@ class Channel:
         """Values stamped in (last, now] plus corrections that came due; only the new window is generated."""
         plant = self.app.plant
         stamps, due_at = self._pending[index]
-        if not (len(due_at) and due_at.min() <= now) and not plant.generator.any_between(stream.point, last + 1, now):
+        if not (len(due_at) and due_at.min() <= now) and not plant.any_between(stream.point, last + 1, now, now):
             return None
         fresh = plant.block(stream.point, last + 1, now, now)
         future = (fresh.corr_at > now) & (fresh.corr_at != NEVER)

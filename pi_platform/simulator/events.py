@@ -1,11 +1,17 @@
 """Alarm-like event frames, deterministic per UTC day, plus notification rules.
 
-Each day has background alarms on equipment (mostly minutes long, a few standing more than 24 h), a
-few chattering alarms (bursts of short frames on one element), one flood (15-30 alarms inside ten
-minutes) and some downtime frames that cannot be acknowledged. As of `now`: frames that have not
-started do not exist, frames not yet ended are open (EndTime 9999-12-31T23:59:59Z), acknowledgements
-and annotations exist once their time has passed. That makes ISA-18.2 KPIs checkable against
-`EventFrames.frames(...)`.
+Each day exercises every alarm KPI: background alarms on equipment (mostly minutes long; at least one
+standing more than 24 h and one spanning midnight), chattering bursts (short frames on one element, starts
+at most 25 s apart, so any three fall within 60 s), one more burst that starts just before midnight and
+ends after it, one flood (15-30 alarms inside one aligned ten-minute window), never-acknowledged alarms,
+one acknowledgement stamped before its alarm started (PI clocks drift), and downtime frames that cannot be
+acknowledged. The 13th of every month is a quiet day (the plant's monthly alarm-system maintenance): no
+alarm starts on it, only downtime frames and alarms raised earlier still run into it.
+
+As of `now`: frames that have not started do not exist, frames not yet ended are open, acknowledgements
+and annotations exist once their time has passed. PI's placeholders are rendered as PI renders them: open
+frames end at 9999-12-31T23:59:59Z, never-acknowledged ones carry AcknowledgedDate 1970-01-01T00:00:00Z.
+That makes ISA-18.2 KPIs checkable against `EventFrames.frames(...)`.
 """
 
 import struct
@@ -31,6 +37,7 @@ OPEN_END_TEXT = "9999-12-31T23:59:59Z"
 NEVER_ACK_TEXT = "1970-01-01T00:00:00Z"
 SEVERITIES = ("None", "Information", "Warning", "Minor", "Major", "Critical")
 OPERATORS = ("PISIM\\operator1", "PISIM\\operator2", "PISIM\\operator3")
+QUIET_DAY_OF_MONTH = 13
 
 
 @dataclass(frozen=True)
@@ -176,29 +183,46 @@ class EventFrames:
         def element_at(*parts: int) -> Element:
             return equipment[int(u(*parts) * len(equipment))]
 
-        background = max(6, min(2000, int(len(equipment) * 0.6)))
+        quiet = from_us(base).day == QUIET_DAY_OF_MONTH
+        next_quiet = from_us(base + DAY_US).day == QUIET_DAY_OF_MONTH
+        background = 0 if quiet else max(6, min(2000, int(len(equipment) * 0.6)))
         for i in range(background):
             template = TEMPLATES[int(u(100, i) * 4)]
             start = base + int(u(101, i) * DAY_US)
-            if u(102, i) < 0.04:
+            if i == 0:  # raised in the morning, cleared 49..60 h later: standing at the end of the next day
+                start = base + int(u(101, i) * DAY_US / 2)
+                kind, duration = "standing", int((49 + u(103, i) * 11) * 3600e6)
+            elif u(102, i) < 0.04:
                 kind, duration = "standing", int((25 + u(103, i) * 35) * 3600e6)  # 25..60 h
+            elif i == 1:  # raised 5..55 min before midnight, cleared 1..2 h later
+                start = base + DAY_US - int((5 + u(106, i) * 50) * 60e6)
+                kind, duration = "background", int((60 + u(104, i) * 60) * 60e6)
             else:
                 kind, duration = "background", int((1 + u(104, i) * 40) * 60e6)  # 1..41 min
             add(kind, template, element_at(105, i), start, duration)
-        for c in range(max(1, min(20, len(equipment) // 10))):  # chattering: 6..12 short frames in ~10 min
+        if background:  # a drifting clock: one acknowledgement stamped 1..20 s before its alarm started
+            drifted = frames[2]
+            drifted.ack_us = drifted.start_us - int((1 + u(107) * 19) * 1e6)
+            drifted.ack_by = OPERATORS[0]
+        bursts = 0 if quiet else max(1, min(20, len(equipment) // 10))
+        for c in range(bursts + (0 if quiet or next_quiet else 1)):  # chattering: 6..12 frames, starts <= 25 s apart
             element, template = element_at(200, c), TEMPLATES[int(u(201, c) * 4)]
-            t = base + int(u(202, c) * (DAY_US - 3_600_000_000))
+            if c < bursts:
+                t = base + int(u(202, c) * (DAY_US - 3_600_000_000))
+            else:  # the last burst starts 20..50 s before midnight and ends after it
+                t = base + DAY_US - int((20 + u(202, c) * 30) * 1e6)
             for k in range(6 + int(u(203, c) * 7)):
-                duration = int((5 + u(204, c, k) * 40) * 1e6)
+                duration = int((2 + u(204, c, k) * 8) * 1e6)
                 add("chattering", template, element, t, duration)
-                t += duration + int((10 + u(205, c, k) * 60) * 1e6)
-        flood_start = base + int(u(300) * (DAY_US - 3_600_000_000))
-        for k in range(15 + int(u(301) * 16)):  # flood: 15..30 alarms within 10 minutes
+                t += duration + int((2 + u(205, c, k) * 13) * 1e6)
+        window = 600_000_000
+        flood_start = base + int(u(300) * (DAY_US // window - 6)) * window  # aligned: one window in flood
+        for k in range(0 if quiet else 15 + int(u(301) * 16)):  # flood: 15..30 alarms within 10 minutes
             add(
                 "flood",
                 TEMPLATES[int(u(302, k) * 4)],
                 element_at(303, k),
-                flood_start + int(u(304, k) * 600e6),
+                flood_start + int(u(304, k) * window),
                 int((2 + u(305, k) * 20) * 60e6),
             )
         for k in range(max(1, len(equipment) // 20)):  # downtime: not acknowledgeable

@@ -1,13 +1,15 @@
-"""The deterministic plant: catalog + values + clock + pause windows + event frames, and the ground truth.
+"""The deterministic plant: catalog + values + clock + failures + event frames, and the ground truth.
 
 Tests and benchmarks compare what crosses the wire with what this object computes in-process, so every
 public method here returns exactly what the HTTP/WebSocket layer would serve (`recorded` = GET
-streams/{webId}/recorded with boundaryType=Inside and no maxCount limit).
+streams/{webId}/recorded with boundaryType=Inside and no maxCount limit, `snapshot` = GET streams/{webId}/value).
+Two series per tag: the archive (recorded values, channels) and the exception events the snapshot follows;
+they are the same for continuous tags and differ for flat ones (flat.py, compression.py).
 """
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from functools import cached_property
+from functools import cached_property, partial
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -24,11 +26,13 @@ from pi_platform.simulator.catalog import (
     Point,
 )
 from pi_platform.simulator.clock import Clock
+from pi_platform.simulator.compression import Compression, compression_for
+from pi_platform.simulator.failures import DELETE, INTERFACE, SILENT, TAG, Failure, Failures, apply
+from pi_platform.simulator.flat import FlatSeries
 from pi_platform.simulator.values import (
     K_DIGITAL,
     K_STRING,
     K_SYSTEM,
-    NEVER,
     STRING_LABELS,
     Block,
     ValueGenerator,
@@ -112,17 +116,23 @@ class Plant:
         clock_offset: timedelta = timedelta(0),
         event_frames: bool = True,
         cache_buckets: int = 50_000,
+        flat_fraction: float = 0.0,
+        failures: "list[dict] | tuple[dict, ...]" = (),
     ) -> None:
         self.seed = seed
         self.n_tags = n_tags
         self.values_per_minute = values_per_minute
-        self.catalog = Catalog(seed, n_tags, edge_tags=edge_tags)
+        self.catalog = Catalog(seed, n_tags, edge_tags=edge_tags, flat_fraction=flat_fraction)
         self.generator = ValueGenerator(self.catalog, values_per_minute, cache_buckets)
+        self.flat = FlatSeries(seed)
         self.clock = Clock(now, clock_offset)
         self.with_event_frames = event_frames
-        # point index -> [(paused_after_us, resumed_at_us or NEVER)]: values with paused_after < ts <= resumed_at
-        # never exist. Changing this is the only way the history of a tag depends on run-time state.
-        self.pauses: dict[int, list[list[int]]] = {}
+        # Failure windows are the only way the history of a tag depends on run-time state.
+        self.failure_log = Failures(self.catalog)
+        self._compression: dict[int, Compression] = {}
+        start = self.clock.now()
+        for spec in failures:
+            self.failure_log.add(Failure.from_json(spec, start))
 
     # ---- names used across the project ----------------------------------------------------------------
     @property
@@ -159,7 +169,7 @@ class Plant:
         return EventFrames(self)
 
     # ---- lookups -----------------------------------------------------------------------------------------
-    def lookup(self, web_id: str) -> tuple[str, object]:
+    def lookup(self, web_id: str, include_deleted: bool = False) -> tuple[str, object]:
         """Resolve any WebID (Full, IDOnly, PathOnly) to (kind, object); InvalidWebId / ObjectNotFound otherwise."""
         decoded = webid.decode(web_id)
         cat = self.catalog
@@ -186,6 +196,7 @@ class Plant:
                 found = cat.point_by_name(tag) if server.upper() == cat.data_server_name.upper() else None
             elif decoded.ids[0] == cat.data_server_guid:
                 found = cat.point_by_id(decoded.point_id or 0)
+            found = None if found is not None and not include_deleted and self.is_deleted(found) else found
         elif marker == "Em":
             found = cat.element_by_path(path) if by_path else cat.element_by_guid(decoded.ids[1])
         elif marker == "Ab" and decoded.owner == "E":
@@ -206,13 +217,16 @@ class Plant:
             raise ObjectNotFound(web_id)
         return decoded.kind, found
 
-    def stream(self, web_id: str) -> Stream:
-        kind, obj = self.lookup(web_id)
+    def stream(self, web_id: str, include_deleted: bool = False) -> Stream:
+        """The stream a WebID names; `include_deleted` lets ground truth read a deleted tag's past."""
+        kind, obj = self.lookup(web_id, include_deleted)
         if isinstance(obj, Point):
             return Stream(web_id, obj, None)
         if isinstance(obj, Attribute):
             if obj.point is None:
                 raise NotAStream(f"The attribute '{obj.name}' has no data reference that supports time series data.")
+            if not include_deleted and self.is_deleted(obj.point):
+                raise ObjectNotFound(obj.point.path)
             return Stream(web_id, obj.point, obj)
         raise NotAStream(f"The WebID '{web_id}' ({kind}) is not a stream (a PI point or attribute).")
 
@@ -221,58 +235,112 @@ class Plant:
 
     def point_by_name(self, name: str) -> Point:
         point = self.catalog.point_by_name(name)
-        if point is None:
+        if point is None or self.is_deleted(point):
             raise ObjectNotFound(name)
         return point
 
+    def is_deleted(self, point: Point, now_us: int | None = None) -> bool:
+        deleted_at = self.failure_log.deleted_at(point)
+        return deleted_at is not None and deleted_at <= (self.clock.now_us() if now_us is None else now_us)
+
+    def compression(self, point: Point) -> Compression:
+        """The point's exception/compression attributes (what GET points/{webId}/attributes serves)."""
+        found = self._compression.get(point.index)
+        if found is None:
+            rate = self.generator.profile(point).instants_per_hour
+            found = self._compression[point.index] = compression_for(point, rate)
+        return found
+
     # ---- values --------------------------------------------------------------------------------------------
     def block(self, point: Point, start_us: int, end_us: int, now_us: int | None = None) -> Block:
-        """Values of `point` in [start, end] as PI holds them at `now` (pauses and corrections applied)."""
+        """Archive events of `point` in [start, end] as PI holds them at `now` (failures, corrections applied)."""
+        return self._events(point, start_us, end_us, now_us, archive=True)
+
+    def exceptions(self, point: Point, start_us: int, end_us: int, now_us: int | None = None) -> Block:
+        """Exception events (each was the snapshot for a while): the archive plus, for flat tags, the excmax grid."""
+        return self._events(point, start_us, end_us, now_us, archive=False)
+
+    def _events(self, point: Point, start_us: int, end_us: int, now_us: int | None, archive: bool) -> Block:
         now_us = self.clock.now_us() if now_us is None else now_us
         end_us = min(end_us, now_us)
         if end_us < start_us:
             return self.generator.block(point, start_us, start_us - 1)
-        block = as_of(self.generator.block(point, start_us, end_us), now_us)
-        for paused_after, resumed_at in self.pauses.get(point.index, ()):
-            keep = (block.ts <= paused_after) | (block.ts > resumed_at)
-            if not keep.all():
-                block = block.take(keep)
-        return block
+        if point.flat:
+            read = self.flat.archive if archive else self.flat.exceptions
+            block = read(point, self.compression(point), start_us, end_us)
+            resend = partial(self.flat.level_at, point)  # a restarted interface re-sends the level
+        else:
+            block, resend = as_of(self.generator.block(point, start_us, end_us), now_us), None
+        return apply(block, self.failure_log.windows(point), start_us, end_us, resend)
+
+    def any_between(self, point: Point, start_us: int, end_us: int, now_us: int) -> bool:
+        """Whether the archive has an event in [start, end] (channel polls skip quiet streams cheaply)."""
+        if point.flat or self.failure_log.windows(point):
+            return len(self.block(point, start_us, end_us, now_us)) > 0
+        return self.generator.any_between(point, start_us, end_us)
+
+    def snapshot_block(self, point: Point, now_us: int | None = None) -> Block:
+        """The snapshot at `now`: the latest exception event (No Data if the tag has none in 30 days)."""
+        from pi_platform.simulator import readers  # readers imports this module
+
+        now_us = self.clock.now_us() if now_us is None else now_us
+        block = readers.last_before(self, point, now_us, now_us, series=self.exceptions)
+        return block if len(block) else readers.no_data(np.array([now_us], dtype=np.int64))
 
     def recorded(
         self, web_id: str, start: "datetime | str", end: "datetime | str", now: datetime | None = None
     ) -> pa.Table:
-        """Ground truth of GET streams/{web_id}/recorded?boundaryType=Inside (all values, no maxCount)."""
-        stream = self.stream(web_id)
+        """Ground truth of GET streams/{web_id}/recorded?boundaryType=Inside (all values, no maxCount); for a
+        deleted tag, what was served before the deletion (its values stop at the deletion time)."""
+        stream = self.stream(web_id, include_deleted=True)
         now_dt = now or self.clock.now()
         start_us = to_us(parse_time(start, now=now_dt))
         end_us = to_us(parse_time(end, now=now_dt))
         block = self.block(stream.point, start_us, end_us, to_us(now_dt))
         return block_to_table(block, stream)
 
-    def pause(self, names: list[str], at: datetime | None = None) -> list[str]:
-        """Stop producing values for these tags from `at` (default now) until resumed."""
-        at_us = to_us(at) if at else self.clock.now_us()
-        done = []
-        for name in names:
-            windows = self.pauses.setdefault(self.point_by_name(name).index, [])
-            if not windows or windows[-1][1] != NEVER:
-                windows.append([at_us, NEVER])
-                done.append(name)
-        return done
+    def snapshot(self, web_id: str, at: "datetime | str | None" = None) -> pa.Table:
+        """Ground truth of GET streams/{web_id}/value (no time) when the clock reads `at` (default now)."""
+        stream = self.stream(web_id, include_deleted=True)
+        at_us = to_us(parse_time(at, now=self.clock.now())) if at is not None else self.clock.now_us()
+        return block_to_table(self.snapshot_block(stream.point, at_us), stream)
+
+    # ---- failures ------------------------------------------------------------------------------------------
+    def failures(self) -> list[Failure]:
+        """Every failure so far, scheduled or injected, with exact start and end (the ground truth of outages)."""
+        return self.failure_log.all()
+
+    def interfaces(self) -> dict[str, list[Point]]:
+        """Pointsource -> its tags: an interface failure silences exactly these."""
+        return self.catalog.interfaces
+
+    def pause(self, names: list[str], at: datetime | None = None, mode: str = SILENT) -> list[str]:
+        """Tags get stuck from `at` (default now) until resumed: no archive or snapshot events (a stuck tag)."""
+        return [n for n in names if self.failure_log.add(Failure(TAG, self._name(n), mode, self._at(at)))]
 
     def resume(self, names: list[str], at: datetime | None = None) -> list[str]:
-        at_us = to_us(at) if at else self.clock.now_us()
-        done = []
-        for name in names:
-            windows = self.pauses.get(self.point_by_name(name).index, [])
-            if windows and windows[-1][1] == NEVER:
-                windows[-1][1] = max(at_us, windows[-1][0])
-                done.append(name)
-        return done
+        return [n for n in names if self.failure_log.close(TAG, self._name(n), self._at(at))]
 
     def paused(self) -> list[str]:
-        return [self.catalog.points[i].name for i, w in self.pauses.items() if w and w[-1][1] == NEVER]
+        return [f.target for f in self.failure_log.all() if f.kind == TAG and f.is_open]
+
+    def fail_interface(self, pointsource: str, at: datetime | None = None, mode: str = SILENT) -> bool:
+        """Every tag of the interface stops at `at`; io_timeout writes I/O Timeout first. False if already down."""
+        return self.failure_log.add(Failure(INTERFACE, pointsource, mode, self._at(at)))
+
+    def restore_interface(self, pointsource: str, at: datetime | None = None) -> bool:
+        return self.failure_log.close(INTERFACE, pointsource, self._at(at)) is not None
+
+    def delete(self, names: list[str], at: datetime | None = None) -> list[str]:
+        """Delete PI points at `at`: no values after it, and REST answers 404 for them from then on."""
+        return [n for n in names if self.failure_log.add(Failure(DELETE, self._name(n), SILENT, self._at(at)))]
+
+    def _at(self, at: datetime | None) -> int:
+        return to_us(at) if at else self.clock.now_us()
+
+    def _name(self, name: str) -> str:
+        """The tag's exact name; unknown and already deleted tags raise ObjectNotFound."""
+        return self.point_by_name(name).name
 
 
 def label_indices(block: Block, point: Point) -> np.ndarray:

@@ -4,16 +4,20 @@ Kept apart from the HTTP handlers so channels, batch and tests share one impleme
 year-long request with maxCount=1000 only generates the days it needs.
 """
 
+from collections.abc import Callable
+
 import numpy as np
 
-from pi_platform.simulator.catalog import DIGITAL, INTEGER, STRING, Point
+from pi_platform.simulator.catalog import INTEGER, Point
 from pi_platform.simulator.plant import Plant
-from pi_platform.simulator.values import K_NUMBER, K_SYSTEM, NEVER, Block
+from pi_platform.simulator.values import HOUR_US, K_NUMBER, NEVER, Block, system_block
 
 DAY_US = 86_400_000_000
 CHUNK_US = 7 * DAY_US  # generate long ranges a week at a time so maxCount stops the work early
 LOOKBACK_DAYS = 30
 NO_DATA = 248
+# (point, start_us, end_us, now_us) -> events: Plant.block (archive) or Plant.exceptions (snapshot).
+Series = Callable[[Point, int, int, int], Block]
 
 
 def recorded(plant: Plant, point: Point, start_us: int, end_us: int, now_us: int, max_count: int) -> Block:
@@ -39,15 +43,20 @@ def recorded(plant: Plant, point: Point, start_us: int, end_us: int, now_us: int
     return out.take(slice(0, max_count))
 
 
-def last_before(plant: Plant, point: Point, t_us: int, now_us: int, inclusive: bool = True) -> Block:
-    """The last value at or before t (or strictly before), searching back up to LOOKBACK_DAYS."""
+def last_before(
+    plant: Plant, point: Point, t_us: int, now_us: int, inclusive: bool = True, series: Series | None = None
+) -> Block:
+    """The last event of `series` (default the archive) at or before t (or strictly before), searching back up
+    to LOOKBACK_DAYS; the last hour first, so a snapshot read usually touches only cached buckets."""
+    read = series or plant.block
     end = min(t_us if inclusive else t_us - 1, now_us)
-    for _ in range(LOOKBACK_DAYS):
-        block = plant.block(point, end - DAY_US + 1, end, now_us)
+    windows = [(end - HOUR_US + 1, end)]
+    windows += [(end - (k + 1) * DAY_US + 1, end - k * DAY_US) for k in range(LOOKBACK_DAYS)]
+    for start, stop in windows:
+        block = read(point, start, stop, now_us)
         if len(block):
             return block.take(slice(len(block) - 1, len(block)))
-        end -= DAY_US
-    return plant.block(point, end, end - 1, now_us)
+    return read(point, end, end - 1, now_us)
 
 
 def first_after(plant: Plant, point: Point, t_us: int, now_us: int) -> Block:
@@ -72,22 +81,7 @@ def synthetic(ts: np.ndarray, template: Block, index: np.ndarray) -> Block:
 
 
 def no_data(ts: np.ndarray) -> Block:
-    n = len(ts)
-    return Block(
-        ts.astype(np.int64),
-        np.zeros(n, np.int32),
-        np.full(n, K_SYSTEM, np.uint8),
-        np.full(n, np.nan),
-        np.full(n, NO_DATA, np.int32),
-        np.full(n, -1, np.int32),
-        np.zeros(n, bool),
-        np.zeros(n, bool),
-        np.zeros(n, bool),
-        np.full(n, NEVER, np.int64),
-        np.full(n, np.nan),
-        np.full(n, -1, np.int32),
-        np.full(n, -1, np.int32),
-    )
+    return system_block(ts, NO_DATA)
 
 
 def interpolate(plant: Plant, point: Point, times: np.ndarray, now_us: int) -> Block:
@@ -103,7 +97,7 @@ def interpolate(plant: Plant, point: Point, times: np.ndarray, now_us: int) -> B
     prev = np.searchsorted(history.ts, times, side="right") - 1
     valid = prev >= 0
     result = synthetic(times, history, np.maximum(prev, 0))
-    linear = point.kind not in (DIGITAL, STRING, INTEGER)
+    linear = not point.step
     if linear:
         nxt = np.minimum(prev + 1, len(history) - 1)
         use = (

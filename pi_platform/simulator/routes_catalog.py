@@ -3,7 +3,7 @@
 import time
 
 from pi_platform.pitime import format_time
-from pi_platform.simulator import resources as res
+from pi_platform.simulator import render
 from pi_platform.simulator.api import ApiError, Ctx, Reply, Router, by_path, caller_identity
 from pi_platform.simulator.catalog import (
     DIGITAL_SETS,
@@ -15,6 +15,7 @@ from pi_platform.simulator.catalog import (
     descendants,
     wildcard,
 )
+from pi_platform.simulator.plant import Plant
 
 _STARTED = time.monotonic()
 
@@ -37,7 +38,7 @@ def system(ctx: Ctx) -> Reply:
     return Reply(
         body={
             "ProductTitle": "PI Web API 2018 SP1 (pi_platform simulator)",
-            "ProductVersion": res.PRODUCT_VERSION,
+            "ProductVersion": render.PRODUCT_VERSION,
             "Links": {
                 "Self": ctx.link("system"),
                 "CacheInstances": ctx.link("system", "cacheinstances"),
@@ -80,30 +81,30 @@ def asset_servers(ctx: Ctx) -> Reply:
     if path is not None:
         if path.strip("\\").upper() != ctx.plant.catalog.asset_server_name.upper():
             raise ApiError(404, f"The specified asset server was not found: '{path}'.")
-        return Reply(body=res.asset_server(ctx))
-    return Reply(body=res.items([res.asset_server(ctx)]))
+        return Reply(body=render.asset_server(ctx))
+    return Reply(body=render.items([render.asset_server(ctx)]))
 
 
 def asset_server(ctx: Ctx, web_id: str) -> Reply:
     ctx.lookup(web_id, "assetserver")
-    return Reply(body=res.asset_server(ctx))
+    return Reply(body=render.asset_server(ctx))
 
 
 def asset_databases(ctx: Ctx, web_id: str) -> Reply:
     ctx.lookup(web_id, "assetserver")
-    return Reply(body=res.items([res.asset_database(ctx)]))
+    return Reply(body=render.items([render.asset_database(ctx)]))
 
 
 def asset_database(ctx: Ctx, web_id: str) -> Reply:
     ctx.lookup(web_id, "database")
-    return Reply(body=res.asset_database(ctx))
+    return Reply(body=render.asset_database(ctx))
 
 
 def asset_database_by_path(ctx: Ctx) -> Reply:
     path = ctx.get("path") or ""
     if path.lstrip("\\").upper() != ctx.plant.catalog.database_path.lstrip("\\").upper():
         raise ApiError(404, f"The specified database was not found: '{path}'.")
-    return Reply(body=res.asset_database(ctx))
+    return Reply(body=render.asset_database(ctx))
 
 
 # ---- elements and attributes -----------------------------------------------------------------------------
@@ -134,7 +135,7 @@ def _element_list(ctx: Ctx, parent: Element | None) -> Reply:
         and (not template or e.template.upper() == template)
         and (not category or category in (c.upper() for c in e.categories))
     ]
-    return Reply(body=res.items([res.element(ctx, e) for e in selected[start : start + count]]))
+    return Reply(body=render.items([render.element(ctx, e) for e in selected[start : start + count]]))
 
 
 def database_elements(ctx: Ctx, web_id: str) -> Reply:
@@ -147,11 +148,11 @@ def child_elements(ctx: Ctx, web_id: str) -> Reply:
 
 
 def element_by_id(ctx: Ctx, web_id: str) -> Reply:
-    return Reply(body=res.element(ctx, ctx.lookup(web_id, Element)))  # type: ignore[arg-type]
+    return Reply(body=render.element(ctx, ctx.lookup(web_id, Element)))  # type: ignore[arg-type]
 
 
 def element_by_path(ctx: Ctx) -> Reply:
-    return Reply(body=res.element(ctx, by_path(ctx, "element", ctx.plant.catalog.element_by_path)))  # type: ignore[arg-type]
+    return Reply(body=render.element(ctx, by_path(ctx, "element", ctx.plant.catalog.element_by_path)))  # type: ignore[arg-type]
 
 
 def element_attributes(ctx: Ctx, web_id: str) -> Reply:
@@ -169,16 +170,16 @@ def element_attributes(ctx: Ctx, web_id: str) -> Reply:
         and (not value_type or a.attribute_type.upper() == value_type)
     ]
     return Reply(
-        body=res.items([res.attribute(ctx, a, data_reference=with_dr) for a in selected[start : start + count]])
+        body=render.items([render.attribute(ctx, a, data_reference=with_dr) for a in selected[start : start + count]])
     )
 
 
 def attribute_by_id(ctx: Ctx, web_id: str) -> Reply:
-    return Reply(body=res.attribute(ctx, ctx.lookup(web_id, Attribute)))  # type: ignore[arg-type]
+    return Reply(body=render.attribute(ctx, ctx.lookup(web_id, Attribute)))  # type: ignore[arg-type]
 
 
 def attribute_by_path(ctx: Ctx) -> Reply:
-    return Reply(body=res.attribute(ctx, by_path(ctx, "attribute", ctx.plant.catalog.attribute_by_path)))  # type: ignore[arg-type]
+    return Reply(body=render.attribute(ctx, by_path(ctx, "attribute", ctx.plant.catalog.attribute_by_path)))  # type: ignore[arg-type]
 
 
 # ---- data server, points, digital sets -------------------------------------------------------------------
@@ -189,17 +190,19 @@ def data_servers(ctx: Ctx) -> Reply:
         wanted = name.strip("\\").upper()
         if wanted not in (cat.data_server_name.upper(), cat.data_server_path.strip("\\").upper()):
             raise ApiError(404, f"The specified data server was not found: '{name}'.")
-        return Reply(body=res.data_server(ctx))
-    return Reply(body=res.items([res.data_server(ctx)]))
+        return Reply(body=render.data_server(ctx))
+    return Reply(body=render.items([render.data_server(ctx)]))
 
 
 def data_server(ctx: Ctx, web_id: str) -> Reply:
     ctx.lookup(web_id, "dataserver")
-    return Reply(body=res.data_server(ctx))
+    return Reply(body=render.data_server(ctx))
 
 
-def _points_matching(catalog: Catalog, pattern: str) -> list[Point]:
-    """Points in listing order matching a name filter; cached so paging through a filter is not quadratic."""
+def _points_matching(plant: Plant, pattern: str) -> list[Point]:
+    """Points in listing order matching a name filter, deleted ones left out; cached so paging through a filter
+    is not quadratic."""
+    catalog = plant.catalog
     cache_key = ("points", pattern.upper())
     found = catalog.cache.get(cache_key)
     if found is None:
@@ -207,14 +210,16 @@ def _points_matching(catalog: Catalog, pattern: str) -> list[Point]:
         ordered = catalog.points_by_name_order
         found = ordered if regex is None else [p for p in ordered if regex.match(p.name)]
         catalog.remember(cache_key, found)
+    if plant.failure_log.has_deletions:
+        return [p for p in found if not plant.is_deleted(p)]
     return found
 
 
 def data_server_points(ctx: Ctx, web_id: str) -> Reply:
     ctx.lookup(web_id, "dataserver")
-    selected = _points_matching(ctx.plant.catalog, ctx.get("nameFilter") or "*")
+    selected = _points_matching(ctx.plant, ctx.get("nameFilter") or "*")
     start, count = ctx.start_index(), ctx.max_count()
-    return Reply(body=res.items([res.point_json(ctx, p) for p in selected[start : start + count]]))
+    return Reply(body=render.items([render.point_json(ctx, p) for p in selected[start : start + count]]))
 
 
 def points_search(ctx: Ctx) -> Reply:
@@ -232,26 +237,28 @@ def points_search(ctx: Ctx) -> Reply:
     if count > 1000:
         raise ApiError(400, "Parameter maxCount cannot be greater than 1000.")
     start = ctx.start_index()
-    selected = _points_matching(ctx.plant.catalog, pattern)
-    return Reply(body=res.items([res.point_json(ctx, p) for p in selected[start : start + count]]))
+    selected = _points_matching(ctx.plant, pattern)
+    return Reply(body=render.items([render.point_json(ctx, p) for p in selected[start : start + count]]))
 
 
 def point_by_id(ctx: Ctx, web_id: str) -> Reply:
-    return Reply(body=res.point_json(ctx, ctx.lookup(web_id, Point)))  # type: ignore[arg-type]
+    return Reply(body=render.point_json(ctx, ctx.lookup(web_id, Point)))  # type: ignore[arg-type]
 
 
 def point_by_path(ctx: Ctx) -> Reply:
     def find(path: str) -> Point | None:
         server, _, tag = path.lstrip("\\").partition("\\")
-        return ctx.plant.catalog.point_by_name(tag) if server.upper() == ctx.plant.data_server_name.upper() else None
+        point = ctx.plant.catalog.point_by_name(tag) if server.upper() == ctx.plant.data_server_name.upper() else None
+        return None if point is None or ctx.plant.is_deleted(point) else point
 
-    return Reply(body=res.point_json(ctx, by_path(ctx, "point", find)))  # type: ignore[arg-type]
+    return Reply(body=render.point_json(ctx, by_path(ctx, "point", find)))  # type: ignore[arg-type]
 
 
 def point_attributes(ctx: Ctx, web_id: str, name: str | None = None) -> Reply:
     point: Point = ctx.lookup(web_id, Point)  # type: ignore[assignment]
     web = ctx.emit(point.web_id)
-    attrs = res.point_attributes(point)
+    plant = ctx.plant
+    attrs = render.point_attributes(point, plant.compression(point), plant.catalog.interface_id(point.pointsource))
     wanted = [name] if name else ctx.getall("name")
     if wanted:
         missing = [n for n in wanted if n.lower() not in attrs]
@@ -271,22 +278,22 @@ def point_attributes(ctx: Ctx, web_id: str, name: str | None = None) -> Reply:
     ]
     if name:
         return Reply(body=rendered[0])
-    return Reply(body=res.items(rendered))
+    return Reply(body=render.items(rendered))
 
 
 def enumeration_sets(ctx: Ctx, web_id: str) -> Reply:
     ctx.lookup(web_id, "dataserver")
-    return Reply(body=res.items([res.enumeration_set(ctx, n) for n in [*DIGITAL_SETS, "SYSTEM"]]))
+    return Reply(body=render.items([render.enumeration_set(ctx, n) for n in [*DIGITAL_SETS, "SYSTEM"]]))
 
 
 def enumeration_set(ctx: Ctx, web_id: str) -> Reply:
     ref: EnumerationSetRef = ctx.lookup(web_id, EnumerationSetRef)  # type: ignore[assignment]
-    return Reply(body=res.enumeration_set(ctx, ref.name))
+    return Reply(body=render.enumeration_set(ctx, ref.name))
 
 
 def enumeration_values(ctx: Ctx, web_id: str) -> Reply:
     ref: EnumerationSetRef = ctx.lookup(web_id, EnumerationSetRef)  # type: ignore[assignment]
-    return Reply(body=res.items(res.enumeration_values(ctx, ref.name)))
+    return Reply(body=render.items(render.enumeration_values(ctx, ref.name)))
 
 
 def register(router: Router) -> None:

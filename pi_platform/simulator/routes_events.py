@@ -1,7 +1,7 @@
 """Event frame, annotation and notification rule endpoints."""
 
 from pi_platform.pitime import format_time, from_us
-from pi_platform.simulator import resources as res
+from pi_platform.simulator import render
 from pi_platform.simulator.api import ApiError, Ctx, Reply, Router, by_path
 from pi_platform.simulator.catalog import Element, descendants, wildcard
 from pi_platform.simulator.events import (
@@ -94,7 +94,7 @@ def _search(ctx: Ctx, element: Element | None) -> Reply:
         raise ApiError(400, f"The value '{ctx.get('sortField')}' is not valid for sortField.")
     selected.sort(key=SORT_KEYS[sort_field], reverse=(ctx.get("sortOrder") or "").lower() == "descending")
     start_index, count = ctx.start_index(), ctx.max_count()
-    return Reply(body=res.items([frame_json(ctx, f) for f in selected[start_index : start_index + count]]))
+    return Reply(body=render.items([frame_json(ctx, f) for f in selected[start_index : start_index + count]]))
 
 
 def database_event_frames(ctx: Ctx, web_id: str) -> Reply:
@@ -134,7 +134,7 @@ def annotations(ctx: Ctx, web_id: str) -> Reply:
                 },
             }
         )
-    return Reply(body=res.items(items))
+    return Reply(body=render.items(items))
 
 
 def rule_json(ctx: Ctx, rule: NotificationRule) -> dict:
@@ -162,7 +162,7 @@ def rule_json(ctx: Ctx, rule: NotificationRule) -> dict:
 
 def element_rules(ctx: Ctx, web_id: str) -> Reply:
     element: Element = ctx.lookup(web_id, Element)  # type: ignore[assignment]
-    return Reply(body=res.items([rule_json(ctx, r) for r in ctx.plant.events.rules(element)]))
+    return Reply(body=render.items([rule_json(ctx, r) for r in ctx.plant.events.rules(element)]))
 
 
 def rule(ctx: Ctx, web_id: str) -> Reply:
@@ -183,7 +183,7 @@ def rules_search(ctx: Ctx) -> Reply:
     start, count = ctx.start_index(), ctx.max_count()
     events = ctx.plant.events
     found = [r for e in events.equipment for r in events.rules(e) if regex is None or regex.match(r.name)]
-    return Reply(body=res.items([rule_json(ctx, r) for r in found[start : start + count]]))
+    return Reply(body=render.items([rule_json(ctx, r) for r in found[start : start + count]]))
 
 
 def register(router: Router) -> None:

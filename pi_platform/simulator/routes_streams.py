@@ -111,8 +111,9 @@ def _end_block(ctx: Ctx, stream: Stream) -> Block:
 
 
 def _value_block(ctx: Ctx, stream: Stream) -> Block:
+    """No time: the snapshot (latest exception event, which for a flat tag may be newer than the archive)."""
     if ctx.get("time") is None:
-        return _end_block(ctx, stream)
+        return ctx.plant.snapshot_block(stream.point)
     at = ctx.time_us("time", "*")
     return readers.interpolate(ctx.plant, stream.point, np.array([at], dtype=np.int64), ctx.plant.clock.now_us())
 
@@ -217,7 +218,7 @@ def element_streams(ctx: Ctx, web_id: str) -> list[Stream]:
     streams = []
     for e in elements:
         for a in e.attributes:
-            if a.point is None or (name is not None and not name.match(a.name)):
+            if a.point is None or (name is not None and not name.match(a.name)) or ctx.plant.is_deleted(a.point):
                 continue
             if category and category not in (c.upper() for c in a.categories):
                 continue

@@ -8,17 +8,15 @@ import logging
 import socket
 import threading
 import time
-from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 import uvicorn
 
 from pi_platform.errors import ConfigError
 from pi_platform.simulator.app import AbortConnection, SimulatorApp
+from pi_platform.simulator.config import SimulatorConfig
 from pi_platform.simulator.faults import Faults, FaultState
 from pi_platform.simulator.plant import Plant
-
-AUTH_CHOICES = ("none", "basic", "bearer", "basic,bearer")
 
 
 class _ExpectedErrorsFilter(logging.Filter):
@@ -35,55 +33,6 @@ class _ExpectedErrorsFilter(logging.Filter):
 logging.getLogger("uvicorn.error").addFilter(_ExpectedErrorsFilter())
 
 
-@dataclass
-class SimulatorConfig:
-    host: str = "127.0.0.1"
-    port: int = 0  # 0 = pick a free port
-    seed: int = 42
-    n_tags: int = 1000
-    values_per_minute: float = 1.0
-    edge_tags: bool = True
-    event_frames: bool = True
-    auth: str = "none"  # none | basic | bearer | basic,bearer
-    username: str = "pisim"
-    password: str = "pisim"
-    token: str = "pisim-token"
-    realm: str = "PISIM"
-    csrf: bool = True  # X-Requested-With required on POST/PUT/PATCH/DELETE (EnableCSRFDefense)
-    rate_limit: int = 0  # requests per window per client address, 0 = unlimited
-    rate_limit_window_s: float = 1.0
-    max_returned_items: int = 150_000  # MaxReturnedItemsPerCall
-    faults: Faults | dict = field(default_factory=Faults)
-    now: datetime | None = None  # freeze the clock here
-    clock_offset_s: float = 0.0
-    channel_poll_interval_s: float = 0.5
-    log_level: str = "warning"
-
-    def __post_init__(self) -> None:
-        if isinstance(self.faults, dict):
-            self.faults = Faults(**self.faults)
-        auth = self.auth.lower().replace(" ", "")
-        if auth in ("anonymous", ""):
-            auth = "none"
-        if auth == "bearer,basic":
-            auth = "basic,bearer"
-        if auth not in AUTH_CHOICES:
-            raise ConfigError(f"unknown simulator auth {self.auth!r}: use one of {', '.join(AUTH_CHOICES)}")
-        self.auth = auth
-        if self.n_tags < 1:
-            raise ConfigError(f"n_tags must be at least 1 (got {self.n_tags})")
-
-    @property
-    def auth_schemes(self) -> list[str]:
-        return [] if self.auth == "none" else self.auth.split(",")
-
-    def __repr__(self) -> str:  # never show secrets
-        return (
-            f"SimulatorConfig(host={self.host!r}, port={self.port}, seed={self.seed}, n_tags={self.n_tags}, "
-            f"values_per_minute={self.values_per_minute}, auth={self.auth!r})"
-        )
-
-
 class SimulatorServer:
     """Context manager: a running simulator with `.base_url`, `.admin_url`, `.plant`, `.set_faults()`."""
 
@@ -97,6 +46,8 @@ class SimulatorServer:
             now=self.config.now,
             clock_offset=timedelta(seconds=self.config.clock_offset_s),
             event_frames=self.config.event_frames,
+            flat_fraction=self.config.flat_fraction,
+            failures=self.config.failures,
         )
         assert isinstance(self.config.faults, Faults)
         self.faults = FaultState(self.config.faults, seed=self.config.seed)

@@ -304,6 +304,28 @@ class ValueGenerator:
         )
 
 
+def system_block(ts: np.ndarray, code: int) -> Block:
+    """System-state values (No Data, I/O Timeout, ...) at the given instants."""
+    n = len(ts)
+    codes = np.full(n, code, np.int32)
+    no = np.zeros(n, bool)
+    return Block(
+        ts.astype(np.int64),
+        np.zeros(n, np.int32),
+        np.full(n, K_SYSTEM, np.uint8),
+        np.full(n, np.nan),
+        codes,
+        np.full(n, -1, np.int32),
+        no,
+        no.copy(),
+        no.copy(),
+        np.full(n, NEVER, np.int64),
+        np.full(n, np.nan),
+        codes.copy(),
+        np.full(n, -1, np.int32),
+    )
+
+
 def as_of(block: Block, now_us: int) -> Block:
     """Values as PI holds them at `now`: only ts <= now, corrections whose time has come applied."""
     if len(block) and block.ts[-1] > now_us:

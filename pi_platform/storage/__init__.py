@@ -9,11 +9,10 @@
 from pi_platform.storage.quarantine import read_quarantine, replace_quarantine
 from pi_platform.storage.store import DeltaStore, StorageError, TableInfo
 from pi_platform.storage.tables import TABLES, TableSpec, describe_tables
-from pi_platform.storage.validation import REJECT_COLUMNS, Split, split_valid
+from pi_platform.storage.validation import Split, split_valid
 
 __all__ = [
     "DeltaStore",
-    "REJECT_COLUMNS",
     "Split",
     "StorageError",
     "TABLES",

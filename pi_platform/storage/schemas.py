@@ -8,7 +8,7 @@ Frames come from `pa.Table.to_pandas()`, so dtypes are checked loosely where Arr
 (nullable ints become float, dates become objects); the Arrow schema in `tables.py` fixes the stored types.
 """
 
-from datetime import datetime
+from datetime import datetime, timedelta, timezone
 
 import pandas as pd
 import pandera.pandas as pa
@@ -65,6 +65,13 @@ def recorded_values(start: datetime, end: datetime) -> pa.DataFrameSchema:
         report_duplicates="exclude_first",
         name="recorded_values",
     )
+
+
+def stream_values() -> pa.DataFrameSchema:
+    """The recorded_values checks with a window wide enough for live data (no value more than a day ahead)."""
+    schema = recorded_values(datetime(1970, 1, 1, tzinfo=timezone.utc), datetime.now(timezone.utc) + timedelta(days=1))
+    schema.name = "stream_values"
+    return schema
 
 
 def _snapshot(columns: dict[str, pa.Column], name: str) -> pa.DataFrameSchema:

@@ -1,4 +1,4 @@
-"""Every Delta table the platform writes: its Arrow schema, partition column and key, in one place.
+"""Every Delta table the platform writes, batch and streaming: Arrow schema, partitioning, key and column docs.
 
 Writers build exactly these schemas so a table never drifts between runs, and the README's table reference
 is generated from the same objects (`describe_tables()`), so the documentation cannot disagree with the code.
@@ -17,10 +17,10 @@ STRINGS = pa.list_(pa.string())
 class TableSpec:
     name: str
     schema: pa.Schema
-    partition_column: str
+    partition_column: str | None  # None: not partitioned (stream_values: live appends, compacted instead)
     keys: tuple[str, ...]
     description: str
-    write: str  # how runs write it: "overwrite range" or "upsert by key"
+    write: str  # how it is written: "overwrite range", "upsert by key", "exactly-once append"
 
     def empty(self) -> pa.Table:
         return self.schema.empty_table()
@@ -117,30 +117,41 @@ _VALUE_DOCS = {
     "web_id": "stream (point or attribute) WebID",
     "name": "tag or attribute name",
     "timestamp": "value time, UTC, microseconds",
-    "position": "0-based order among the stream's values at the same timestamp",
+    "position": "0-based order among the stream's values at the same timestamp (PI's order)",
     "value": "numeric value; digital states carry their code",
     "value_str": "String point value; digital state name",
     "digital_state": "digital or system state name (e.g. 'Shutdown', 'I/O Timeout')",
+    "received_at": "when the collector received the value (channel) or read it (backfill, verification)",
     "digital_code": "digital or system state code",
     "is_system": "value is a system state (Good is false)",
     "good": "PI Good flag",
     "questionable": "PI Questionable flag",
-    "substituted": "PI Substituted flag (value replaced after it was first written)",
+    "substituted": "PI Substituted flag: the value was corrected after it was first written",
     "annotated": "value has an annotation",
     "units": "units abbreviation",
 }
 
+_DOCUMENTED_VALUES = [f.with_metadata({"doc": _VALUE_DOCS[f.name]}) for f in VALUE_FIELDS]
+
 RECORDED_VALUES = TableSpec(
     "recorded_values",
-    pa.schema(
-        [f.with_metadata({"doc": _VALUE_DOCS[f.name]}) for f in VALUE_FIELDS]
-        + [_f("event_date", pa.date32(), "UTC day of timestamp (partition)", nullable=False)]
-    ),
+    pa.schema(_DOCUMENTED_VALUES + [_f("event_date", pa.date32(), "UTC day of timestamp (partition)", nullable=False)]),
     "event_date",
     ("web_id", "timestamp", "position"),
     "Every recorded value of the selected tags, as PI returned it (digital and system states, flags, "
     "several values at one timestamp).",
     "overwrite range",
+)
+
+STREAM_VALUES = TableSpec(
+    "stream_values",
+    pa.schema(_DOCUMENTED_VALUES + [_f("received_at", TIMESTAMP, _VALUE_DOCS["received_at"], nullable=False)]),
+    None,
+    ("web_id", "timestamp", "position"),
+    "Live PI values from WebSocket channels, committed by `pi-platform stream` in exactly-once micro-batches "
+    "(corrections replace the value PI replaced; gaps are backfilled from PI). Not partitioned; compacted hourly "
+    "by `delta_maintenance` and by the collector itself every few hundred commits.",
+    "exactly-once append (Delta app transaction = WAL offset), merge for corrections",
 )
 
 EVENT_FRAMES = TableSpec(
@@ -154,14 +165,14 @@ EVENT_FRAMES = TableSpec(
             _f("path", pa.string(), "AF path"),
             _f("template_name", pa.string(), "event frame template"),
             _f("category_names", STRINGS, "categories"),
-            _f("start_time", TIMESTAMP, "start", nullable=False),
-            _f("end_time", TIMESTAMP, "end; null while the frame is open (PI: year 9999)"),
+            _f("start_time", TIMESTAMP, "start (a frame with a PI placeholder here is quarantined)", nullable=False),
+            _f("end_time", TIMESTAMP, "end; null while the frame is open (PI's 9999-12-31 placeholder)"),
             _f("is_open", pa.bool_(), "frame still in progress", nullable=False),
             _f("severity", pa.string(), "None, Information, Warning, Minor, Major, Critical"),
             _f("can_be_acknowledged", pa.bool_(), "frame is acknowledgeable (an alarm)"),
             _f("is_acknowledged", pa.bool_(), "acknowledged"),
             _f("acknowledged_by", pa.string(), "who acknowledged"),
-            _f("acknowledged_date", TIMESTAMP, "when acknowledged"),
+            _f("acknowledged_date", TIMESTAMP, "when acknowledged; null if never (PI's 1970-01-01 placeholder)"),
             _f("is_annotated", pa.bool_(), "has annotations"),
             _f("ref_element_web_ids", STRINGS, "referenced elements"),
             _f("primary_element_web_id", pa.string(), "first referenced element"),
@@ -187,14 +198,15 @@ ALARMS = TableSpec(
             _f("severity", pa.string(), "None..Critical"),
             _f("severity_level", pa.int32(), "0 (None) .. 5 (Critical)"),
             _f("start_time", TIMESTAMP, "alarm raised", nullable=False),
-            _f("end_time", TIMESTAMP, "alarm cleared; null while active"),
+            _f("end_time", TIMESTAMP, "alarm cleared; null while active (PI's 9999-12-31 placeholder)"),
             _f("is_active", pa.bool_(), "still active", nullable=False),
             _f("is_acknowledged", pa.bool_(), "acknowledged"),
             _f("acknowledged_by", pa.string(), "who acknowledged"),
-            _f("acknowledged_date", TIMESTAMP, "when acknowledged"),
-            _f("time_to_ack_s", pa.float64(), "acknowledged_date - start_time in seconds"),
+            _f("acknowledged_date", TIMESTAMP, "when acknowledged; null if never (PI's 1970-01-01 placeholder)"),
+            _f("time_to_ack_s", pa.float64(), "acknowledged_date - start_time in seconds; null if unacknowledged or invalid (see field_issues)"),
+            _f("field_issues", pa.string(), "fields left null because their value failed a check, as 'field: reason' (the alarm is kept)"),
             _f("annotation_count", pa.int32(), "number of annotations", nullable=False),
-            _f("annotations", pa.string(), "annotations as a JSON list of {name, value, creator, creation_date}"),
+            _f("annotations", pa.string(), "annotations as a JSON list of {name, value, creator, creation_date} (PI placeholder dates as null)"),
             _f("start_date", pa.date32(), "UTC day of start_time (partition)", nullable=False),
         ]
     ),
@@ -212,16 +224,16 @@ ALARM_KPIS = TableSpec(
             _f("alarm_count", pa.int64(), "alarms raised during the day", nullable=False),
             _f("avg_per_10min", pa.float64(), "average alarms per 10-minute window (EEMUA target ~1)", nullable=False),
             _f("peak_per_10min", pa.int64(), "most alarms in one 10-minute window", nullable=False),
-            _f("flood_windows", pa.int64(), "10-minute windows with more than 10 alarms", nullable=False),
+            _f("flood_windows", pa.int64(), "10-minute windows (aligned to midnight: each in one day) with more than 10 alarms", nullable=False),
             _f("flood_share", pa.float64(), "share of the day's windows in flood (ISA-18.2 target < 1%)", nullable=False),
             _f("top_bad_actors", pa.string(), "JSON list of the 10 most frequent sources with counts"),
             _f("top_bad_actor_share", pa.float64(), "share of all alarms from the top 10 sources"),
-            _f("chattering_sources", pa.string(), "JSON list of sources raised 3+ times within 60 s"),
+            _f("chattering_sources", pa.string(), "JSON list of sources whose chattering burst (3+ raised within 60 s) started this day, neighbouring days in view"),
             _f("chattering_count", pa.int64(), "number of chattering sources", nullable=False),
-            _f("standing_count", pa.int64(), "alarms active for more than 24 h at the end of the day", nullable=False),
+            _f("standing_count", pa.int64(), "alarms active at the end of the day and raised 24 h or more before it", nullable=False),
             _f("acknowledged_count", pa.int64(), "alarms of the day acknowledged", nullable=False),
-            _f("median_time_to_ack_s", pa.float64(), "median time to acknowledge"),
-            _f("p90_time_to_ack_s", pa.float64(), "90th percentile time to acknowledge"),
+            _f("median_time_to_ack_s", pa.float64(), "median time to acknowledge (alarms with a valid time_to_ack_s)"),
+            _f("p90_time_to_ack_s", pa.float64(), "90th percentile time to acknowledge (same alarms)"),
         ]
     ),
     "event_date",
@@ -251,7 +263,8 @@ QUARANTINE = TableSpec(
 
 TABLES: dict[str, TableSpec] = {
     spec.name: spec
-    for spec in (AF_ELEMENTS, AF_ATTRIBUTES, PI_POINTS, RECORDED_VALUES, EVENT_FRAMES, ALARMS, ALARM_KPIS, QUARANTINE)
+    for spec in (AF_ELEMENTS, AF_ATTRIBUTES, PI_POINTS, RECORDED_VALUES, STREAM_VALUES, EVENT_FRAMES, ALARMS, ALARM_KPIS,
+                 QUARANTINE)
 }
 
 
@@ -260,9 +273,8 @@ def describe_tables() -> str:
     out: list[str] = []
     for spec in TABLES.values():
         out.append(f"### `{spec.name}`\n\n{spec.description}\n")
-        out.append(
-            f"Partitioned by `{spec.partition_column}`; key ({', '.join(spec.keys)}); written by {spec.write}.\n"
-        )
+        layout = f"Partitioned by `{spec.partition_column}`" if spec.partition_column else "Not partitioned"
+        out.append(f"{layout}; key ({', '.join(spec.keys)}); written by {spec.write}.\n")
         out.append("| column | type | description |\n|---|---|---|")
         for fld in spec.schema:
             doc = (fld.metadata or {}).get(b"doc", b"").decode()

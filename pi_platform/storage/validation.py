@@ -17,14 +17,7 @@ import pyarrow as pa_arrow
 import pyarrow.compute as pc
 from pandera.errors import SchemaErrors
 
-REJECT_COLUMNS = pa_arrow.schema(
-    [
-        pa_arrow.field("web_id", pa_arrow.string()),
-        pa_arrow.field("reason", pa_arrow.string()),
-        pa_arrow.field("raw", pa_arrow.string()),
-        pa_arrow.field("timestamp", pa_arrow.timestamp("us", tz="UTC")),
-    ]
-)
+from pi_platform.value_columns import REJECT_SCHEMA
 
 
 _ARROW_STRINGS = {pa_arrow.string(): pd.StringDtype("pyarrow")}.get
@@ -33,17 +26,17 @@ _ARROW_STRINGS = {pa_arrow.string(): pd.StringDtype("pyarrow")}.get
 @dataclass(frozen=True)
 class Split:
     valid: pa_arrow.Table
-    rejects: pa_arrow.Table  # REJECT_COLUMNS
+    rejects: pa_arrow.Table  # REJECT_SCHEMA
 
 
 def split_valid(table: pa_arrow.Table, schema: pa.DataFrameSchema, *, time_column: str | None = None) -> Split:
     """Validate `table` against `schema`; return the passing rows and one reject row per failing row."""
     if table.num_rows == 0:
-        return Split(table, REJECT_COLUMNS.empty_table())
+        return Split(table, REJECT_SCHEMA.empty_table())
     frame = table.select([c for c in table.column_names if c in schema.columns]).to_pandas(types_mapper=_ARROW_STRINGS)
     try:
         schema.validate(frame, lazy=True)
-        return Split(table, REJECT_COLUMNS.empty_table())
+        return Split(table, REJECT_SCHEMA.empty_table())
     except SchemaErrors as errors:
         reasons = _reasons_by_row(errors.failure_cases, len(frame))
     bad = np.zeros(len(frame), dtype=bool)
@@ -51,14 +44,21 @@ def split_valid(table: pa_arrow.Table, schema: pa.DataFrameSchema, *, time_colum
     bad_rows = table.filter(pa_arrow.array(bad))
     rejects = pa_arrow.table(
         {
-            "web_id": bad_rows["web_id"] if "web_id" in bad_rows.column_names else pa_arrow.nulls(bad_rows.num_rows, pa_arrow.string()),
+            "web_id": _column(bad_rows, "web_id"),
+            "name": _column(bad_rows, "name"),
             "reason": [reasons[i] for i in sorted(reasons)],
             "raw": [orjson.dumps(row, default=str).decode() for row in bad_rows.to_pylist()],
             "timestamp": _times(bad_rows, time_column),
         },
-        schema=REJECT_COLUMNS,
+        schema=REJECT_SCHEMA,
     )
     return Split(table.filter(pa_arrow.array(~bad)), rejects)
+
+
+def _column(rows: pa_arrow.Table, name: str) -> pa_arrow.Array:
+    if name in rows.column_names:
+        return pc.cast(rows[name], pa_arrow.string()).combine_chunks()
+    return pa_arrow.nulls(rows.num_rows, pa_arrow.string())
 
 
 def _times(rows: pa_arrow.Table, column: str | None) -> pa_arrow.Array:

@@ -9,6 +9,7 @@ There is no subscribe message in this protocol: changing a subscription means op
 
 import asyncio
 import base64
+import logging
 import random
 import ssl
 import time
@@ -22,6 +23,8 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidSta
 from pi_platform.client.config import PIWebAPIConfig
 from pi_platform.streaming.errors import ChannelAuthError, ChannelError, ChannelRejected, DeadChannelError
 
+log = logging.getLogger(__name__)
+
 
 @dataclass(frozen=True)
 class ChannelOptions:
@@ -33,6 +36,9 @@ class ChannelOptions:
     max_url_length: int = 4096  # conservative: proxies and IIS reject long query strings
     backoff_initial_s: float = 0.5
     backoff_max_s: float = 30.0
+    # Refused credentials do not fix themselves quickly: retry slowly (a password reset or an unlocked
+    # account then heals the collector without a restart), each attempt logged and reported as ERROR.
+    auth_retry_s: float = 60.0
     open_timeout_s: float = 15.0
     ping_interval_s: float | None = 20.0
     max_message_bytes: int = 64 << 20
@@ -161,10 +167,15 @@ class ChannelSocket:
 
 
 def _rejected(status: int, url: str) -> ChannelError:
-    if status in (401, 403):
-        return ChannelAuthError(f"PI Web API refused the channel with {status}: check PI_WEBAPI_AUTH and credentials")
+    if status == 401:
+        return ChannelAuthError("PI Web API refused the credentials (401): check PI_WEBAPI_USERNAME/PI_WEBAPI_PASSWORD "
+                                "(or PI_WEBAPI_TOKEN) and PI_WEBAPI_AUTH")
+    if status == 403:
+        return ChannelAuthError("PI Web API denied access (403): ask the PI admin to grant this identity read access "
+                                "to the subscribed points")
     if 400 <= status < 500 and status != 429:
-        return ChannelRejected(f"PI Web API refused the channel with {status}: a subscribed WebId is unknown or malformed")
+        return ChannelRejected(f"PI Web API refused the channel with {status}: a subscribed WebId is unknown, deleted "
+                               "or malformed (the collector probes which one and isolates it)")
     return ChannelError(f"PI Web API answered the channel upgrade with {status}")
 
 
@@ -209,6 +220,7 @@ class ChannelConnection:
         ssl: ssl.SSLContext | None,
         on_message: Callable[[str, bytes], Awaitable[None]],
         on_open: Callable[["ChannelConnection", str], Awaitable[None]],
+        on_error: Callable[["ChannelConnection", ChannelError], Awaitable[None]] | None = None,
     ) -> None:
         self.name = name
         self.web_ids = web_ids
@@ -217,6 +229,7 @@ class ChannelConnection:
         self._socket = ChannelSocket(url, options, headers, ssl)
         self._on_message = on_message
         self._on_open = on_open
+        self._on_error = on_error
         self.stats = ConnectionStats(name=name, web_ids=len(web_ids))
         self.opened = asyncio.Event()
 
@@ -237,12 +250,22 @@ class ChannelConnection:
                     delay = self.options.backoff_initial_s
             except ChannelError as exc:
                 self._failed(exc)
+                if isinstance(exc, ChannelAuthError):
+                    delay = max(delay, self.options.auth_retry_s)
+                # Full jitter: thousands of collectors reconnecting after a PI restart must not stampede it.
+                wait = random.uniform(0.5, 1.0) * delay
+                log.log(logging.ERROR if isinstance(exc, ChannelAuthError) else logging.WARNING,
+                        "channel %s (%d streams): %s; retry %d in %.1fs", self.name, len(self.web_ids), exc,
+                        self.stats.attempts, wait)
+                if self._on_error is not None:
+                    await self._on_error(self, exc)
+            else:
+                wait = random.uniform(0.5, 1.0) * delay
             self.stats.state = "backoff"
             self.stats.connected_since = None
             self.stats.reconnects += 1
-            # Full jitter: thousands of collectors reconnecting after a PI restart must not stampede it.
-            await asyncio.sleep(random.uniform(0.5, 1.0) * delay)
-            delay = min(delay * 2, self.options.backoff_max_s)
+            await asyncio.sleep(wait)
+            delay = min(delay * 2, max(self.options.backoff_max_s, delay))
 
     async def _opened(self, source: str) -> None:
         self.stats.state = "open"

@@ -5,9 +5,11 @@ Data path (each step only after the previous one is durable):
     socket -> WAL append + fsync -> batcher takes WAL records in log order
            -> parse -> reconcile (+ verification reads) -> validate -> Delta commit (txn version = WAL offset)
 
-Side paths: every (re)opened connection starts a gap backfill from each stream's last committed time; the
-subscription file is watched and applied by opening new channels before closing old ones; a status file
-is rewritten every second. A restart recovers from the WAL (what was received) and from PI (what
+Side paths: every interval the table may miss (restart, channel down, reconnect, damaged WAL records)
+is written to the gap ledger (gaps.py) before anything follows it, and read from PI with backoff until a
+commit holds it; the subscription file is watched, its tag references resolved to canonical WebIDs
+(identity.py) and applied by opening new channels before closing old ones, tags PI refuses being named
+and kept out of the channels; a status file is rewritten every second. A restart recovers from the WAL (what was received) and from PI (what
 happened while nobody listened), so a crash, a network drop or a long outage loses nothing.
 """
 
@@ -25,16 +27,21 @@ import pandas as pd
 import pyarrow as pa
 
 from pi_platform.client import PIWebAPIClient, PIWebAPIConfig
+from pi_platform.client.errors import AuthError, BadRequest, Forbidden, NotFound
 from pi_platform.pitime import parse_time
 from pi_platform.storage import DeltaStore
 from pi_platform.streaming import reads, state
 from pi_platform.streaming.channel import ChannelConnection, ChannelOptions, channel_urls, handshake_headers, ssl_context
-from pi_platform.streaming.messages import parse_records
+from pi_platform.streaming.errors import ChannelAuthError, ChannelError, ChannelRejected
+from pi_platform.streaming.gaps import GapLedger
+from pi_platform.streaming.identity import BadTag, Identities, probe
+from pi_platform.streaming.messages import STREAM_SCHEMA, parse_records
 from pi_platform.streaming.metrics import RollingMetrics
-from pi_platform.streaming.rhythm import StreamRhythm
 from pi_platform.streaming.reconcile import Plan, compose, drop_before_start, late_groups
 from pi_platform.streaming.sink import Commit, StreamSink
+from pi_platform.streaming.snapshots import SnapshotOptions, SnapshotWatch
 from pi_platform.streaming.wal import WalRecord, WriteAheadLog
+from pi_platform.value_columns import REJECT_SCHEMA
 
 log = logging.getLogger(__name__)
 
@@ -58,8 +65,10 @@ class CollectorConfig:
     correction_lookback_s: float = 600.0
     fsync: bool = True
     status_interval_s: float = 1.0
-    tags_interval_s: float = 5.0  # tags.json is O(streams): rewritten less often than status.json
+    snapshots: SnapshotOptions = field(default_factory=SnapshotOptions)  # PI snapshot poll -> tags.json
     subscription_poll_s: float = 1.0
+    bad_tag_retry_s: float = 300.0  # how often tags PI refused are tried again
+    gap_retry_max_s: float = 60.0  # longest wait between reads of a gap PI keeps failing
 
     @property
     def app_id(self) -> str:
@@ -75,7 +84,6 @@ class Collector:
         self.wal = WriteAheadLog(self.state_dir / state.WAL_DIR, max_buffer_bytes=config.max_buffer_bytes,
                                  fsync=config.fsync)
         self.metrics = RollingMetrics()
-        self.rhythm = StreamRhythm()
         self._initial = initial_web_ids or []
         self._lock = state.StateLock(self.state_dir)
         self._connections: dict[str, tuple[ChannelConnection, asyncio.Task[None]]] = {}
@@ -83,17 +91,28 @@ class Collector:
         self._next_connection = 0
         self._subscription_lock = asyncio.Lock()
         self._subscription_key: tuple[float, int] | None = None
-        self._desired: list[str] = []
+        self._desired: list[str] = []  # canonical WebIDs being collected
+        self._refs: list[str] = []  # the subscription as written (names, paths, any WebID type)
+        self._start = "*"
+        self._unresolved: list[str] = []
+        self._resolve_at = 0.0
+        self._resolve_attempts = 0
+        self._resolve_error: str | None = None
+        self.identities = Identities(self.state_dir)
+        self.ledger = GapLedger(self.state_dir, retry_max_s=config.gap_retry_max_s)
+        self._gap_reads: dict[str, asyncio.Task[None]] = {}
+        self._bad: dict[str, BadTag] = {}  # by ref (refused when resolved) or canonical WebID (refused later)
+        self._isolating: set[asyncio.Task[None]] = set()
+        self._rest_error: str | None = None  # the last PI REST failure of a gap read, auth ones reported as ERROR
         self._hwm: dict[str, int] = {}
         self._since: dict[str, int] = {}
         self._auth: asyncio.Queue[reads.AuthoritativeRows] = asyncio.Queue(maxsize=64)
-        self._backfills: set[asyncio.Task[None]] = set()
         self._guard: OrderedDict[tuple[str, int], float] = OrderedDict()
         self._client: PIWebAPIClient | None = None
         self._last_commit: Commit | None = None
         self._commits = 0
         self._started_at = time.time()
-        self._backfill_stats = {"started": 0, "finished": 0, "failed": 0, "rows": 0, "last_error": None}
+        self._backfill_rows = 0
         self._verified_groups = 0
         self._last_error: str | None = None
         self._stopping = False
@@ -106,12 +125,11 @@ class Collector:
         try:
             committed = await asyncio.to_thread(self.sink.committed_offset)
             self._hwm = await asyncio.to_thread(self.sink.high_water_marks)
-            previous = state.read_json(self.state_dir / state.TAGS_FILE) or {}
-            self.rhythm = StreamRhythm(previous.get("tags"), self._hwm)
             replayed = self.wal.open(committed)
             if replayed:
                 log.info("replaying %d WAL records received before the last stop", len(replayed))
             self._since = {k: int(v) for k, v in (state.read_json(self.state_dir / state.CURSORS_FILE) or {}).items()}
+            self._open_restart_gaps()
             async with PIWebAPIClient(self.pi) as client:
                 self._client = client
                 self.ready.set()
@@ -119,6 +137,10 @@ class Collector:
                     asyncio.create_task(self._batch_loop(stop), name="batcher"),
                     asyncio.create_task(self._status_loop(stop), name="status"),
                     asyncio.create_task(self._subscription_loop(stop), name="subscription"),
+                    asyncio.create_task(self._gap_loop(stop), name="gaps"),
+                    asyncio.create_task(self._bad_tag_loop(stop), name="bad-tags"),
+                    asyncio.create_task(SnapshotWatch(self.pi, self.config.snapshots, self._watched, lambda: self._hwm)
+                                        .run(stop, self.state_dir), name="snapshots"),
                 ]
                 done, _ = await asyncio.wait([*tasks, asyncio.create_task(stop.wait())],
                                              return_when=asyncio.FIRST_COMPLETED)
@@ -132,14 +154,12 @@ class Collector:
                     task.cancel()
                 await asyncio.gather(*tasks[1:], return_exceptions=True)
                 await self._close_connections(list(self._connections))
-                for task in self._backfills:
+                for task in [*self._gap_reads.values(), *self._isolating]:
                     task.cancel()
-                await asyncio.gather(*self._backfills, return_exceptions=True)
+                await asyncio.gather(*self._gap_reads.values(), *self._isolating, return_exceptions=True)
                 await tasks[0]
         finally:
             self.wal.close()
-            if self.ready.is_set():
-                self._write_tags()
             self._write_status(final=True)
             self._lock.release()
 
@@ -161,18 +181,26 @@ class Collector:
                 if wanted is not None:
                     self._subscription_key = key
                     await self.apply_subscription(list(wanted["web_ids"]), start=str(wanted.get("start") or "*"))
+            elif self._unresolved and time.time() >= self._resolve_at:
+                await self.apply_subscription(self._refs, start=self._start)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), self.config.subscription_poll_s)
 
-    async def apply_subscription(self, web_ids: list[str], *, start: str = "*") -> None:
-        """Make the open channels cover exactly `web_ids`, without a gap and without losing buffered values.
+    async def apply_subscription(self, refs: list[str], *, start: str = "*") -> None:
+        """Make the open channels cover exactly `refs`, without a gap and without losing buffered values.
 
-        Connections that lose a stream are replaced, new streams get new connections; replacements are
-        opened (and their gap backfill started) before the connections they replace are closed. Values
-        delivered twice during the overlap are de-duplicated by reconciliation.
+        `refs` name streams any way (name, path, any WebID type); each is resolved once to its canonical
+        WebID, and tags PI refuses are left out (named in the status). Connections that lose a stream are
+        replaced, new streams get new connections; replacements are opened (and their gaps recorded)
+        before the connections they replace are closed. Values delivered twice during the overlap are
+        de-duplicated by reconciliation.
         """
         async with self._subscription_lock:
-            desired = list(dict.fromkeys(web_ids))
+            self._refs, self._start = list(refs), start
+            await self._resolve(refs)
+            refused = {b.web_id for b in self._bad.values() if b.web_id}
+            canonical = [self.identities.canonical(r) for r in refs if r not in self._bad]
+            desired = [w for w in dict.fromkeys(canonical) if w is not None and w not in refused]
             current = {w for conn, _ in self._connections.values() for w in conn.web_ids}
             wanted = set(desired)
             added = [w for w in desired if w not in current]
@@ -197,11 +225,33 @@ class Collector:
             log.info("subscription: %d streams (%d added, %d removed) on %d connections", len(desired), len(added),
                      len(removed), len(self._connections))
 
+    async def _resolve(self, refs: list[str]) -> None:
+        """Canonical WebIDs for refs not resolved before; PI being unreachable is retried with backoff."""
+        assert self._client is not None
+        try:
+            for bad in await self.identities.resolve(self._client, [r for r in refs if r not in self._bad]):
+                self._bad[bad.ref] = bad
+                log.error("bad tag %s; left out of the channels, retried every %.0fs", bad.label(),
+                          self.config.bad_tag_retry_s)
+            self._unresolved, self._resolve_error, self._resolve_attempts = [], None, 0
+            self._rest_error = None
+        except Exception as exc:  # noqa: BLE001 - PI's REST side is down or refuses us: retried, reported
+            self._unresolved = [r for r in refs if self.identities.canonical(r) is None and r not in self._bad]
+            self._resolve_error = f"{type(exc).__name__}: {exc}"
+            if isinstance(exc, (AuthError, Forbidden)):
+                self._rest_error = str(exc)
+            self._resolve_attempts += 1
+            delay = min(60.0, 2.0 ** self._resolve_attempts)
+            self._resolve_at = time.time() + delay
+            if self._unresolved:
+                log.warning("cannot resolve %d subscribed tags (%s); retrying in %.0fs", len(self._unresolved),
+                            self._resolve_error, delay)
+
     def _open(self, web_ids: list[str], url: str) -> ChannelConnection:
         self._next_connection += 1
         name = f"c{self._next_connection}"
         conn = ChannelConnection(name, web_ids, url, self.config.channel, handshake_headers(self.pi),
-                                 ssl_context(self.pi), self._on_message, self._on_open)
+                                 ssl_context(self.pi), self._on_message, self._on_open, self._on_channel_error)
         self._connections[name] = (conn, asyncio.create_task(conn.run(), name=f"channel-{name}"))
         return conn
 
@@ -219,34 +269,136 @@ class Collector:
     async def _on_message(self, source: str, payload: bytes) -> None:
         await self.wal.append(time.time_ns(), source, payload)
 
-    async def _on_open(self, conn: ChannelConnection, source: str) -> None:
-        """Every (re)open: backfill each stream from its last committed time (or its start) to now."""
-        lookback = int(self.config.correction_lookback_s * 1e6)
-        starts = {}
-        for web_id in conn.web_ids:
-            hwm, since = self._hwm.get(web_id), self._since.get(web_id)
-            start = since if hwm is None else max(hwm - lookback, since if since is not None else hwm - lookback)
-            if start is not None:
-                starts[web_id] = start
-        if starts and not self._stopping:
-            task = asyncio.create_task(self._backfill(starts), name=f"backfill-{source}")
-            self._backfills.add(task)
-            task.add_done_callback(self._backfills.discard)
+    def _gap_start(self, web_id: str, lookback_us: int) -> int | None:
+        """Where a stream's gap starts: its last committed value minus the correction look-back (corrections
+        PI made while nobody listened), never before its data start; None when it has neither."""
+        hwm, since = self._hwm.get(web_id), self._since.get(web_id)
+        if hwm is None:
+            return since
+        return hwm - lookback_us if since is None else max(hwm - lookback_us, since)
 
-    async def _backfill(self, starts: dict[str, int]) -> None:
+    def _gap_starts(self, web_ids: list[str]) -> dict[str, int]:
+        lookback = int(self.config.correction_lookback_s * 1e6)
+        starts = {w: self._gap_start(w, lookback) for w in web_ids}
+        return {w: s for w, s in starts.items() if s is not None}
+
+    def _open_restart_gaps(self) -> None:
+        """Before anything else: gaps left open by the previous run end now, the collector's own downtime is
+        recorded for every subscribed stream, and damaged WAL records become gaps of their receive times."""
+        now_us = int(time.time() * 1e6)
+        self.ledger.pin(None, now_us, {})
+        subscribed = (state.read_subscription(self.state_dir) or {}).get("web_ids") or []
+        known = [w for w in dict.fromkeys(self.identities.canonical(r) for r in subscribed) if w is not None]
+        if starts := self._gap_starts(known):
+            self.ledger.open("collector restart", starts, now_us)
+        for damage in self.wal.damages:
+            lookback = int(self.config.correction_lookback_s * 1e6)
+            after = None if damage.after_ns is None else damage.after_ns // 1000 - lookback
+            starts = {w: s if after is None else max(s, after) for w, s in self._gap_starts(known).items()}
+            end = now_us if damage.before_ns is None else damage.before_ns // 1000
+            if starts:
+                self.ledger.open(f"damaged WAL record at byte {damage.offset}", starts, end)
+
+    async def _on_open(self, conn: ChannelConnection, source: str) -> None:
+        """Every (re)open, before its first message: the gap up to now is in the ledger (durably)."""
+        if self._stopping:
+            return
+        now_us = int(time.time() * 1e6)
+        starts = self._gap_starts(conn.web_ids)
+        if starts and not self.ledger.pin(conn.name, now_us, starts):
+            reason = "reconnect" if conn.stats.attempts > 1 else "channel opened"
+            self.ledger.open(reason, starts, now_us)
+
+    async def _on_channel_error(self, conn: ChannelConnection, exc: ChannelError) -> None:
+        """A channel went down: a growing gap for its streams (pinned when it reopens); a rejected URL holds a
+        bad WebId, which is found and taken out so the others flow again."""
+        if self._stopping:
+            return
+        if not any(g.end_us is None and g.connection == conn.name for g in self.ledger.gaps.values()):
+            if starts := self._gap_starts(conn.web_ids):
+                self.ledger.open("channel down", starts, None, connection=conn.name)
+        if isinstance(exc, ChannelRejected):
+            self._isolate(conn.web_ids)
+
+    def _isolate(self, web_ids: list[str]) -> None:
+        task = asyncio.create_task(self._find_bad(web_ids), name="isolate")
+        self._isolating.add(task)
+        task.add_done_callback(self._isolating.discard)
+
+    async def _find_bad(self, web_ids: list[str]) -> None:
+        """Ask PI about each WebId (one batch); refused ones leave the subscription until they answer again."""
         assert self._client is not None
-        self._backfill_stats["started"] += 1
         try:
-            async for rows in reads.backfill(self._client, starts):
-                self._backfill_stats["rows"] += rows.rows.num_rows
+            bad = await probe(self._client, web_ids, {w: self.identities.name_of(w) or "" for w in web_ids})
+        except Exception as exc:  # noqa: BLE001 - PI unreachable: the channel fails again and we ask again
+            log.warning("cannot probe %d WebIds for a bad one (%s)", len(web_ids), exc)
+            return
+        fresh = [b for b in bad if b.web_id not in self._bad]
+        for tag in fresh:
+            self._bad[tag.web_id] = tag  # type: ignore[index]
+            log.error("bad tag %s; taken out of its channel, retried every %.0fs", tag.label(),
+                      self.config.bad_tag_retry_s)
+        if fresh:
+            self.ledger.drop_streams({b.web_id for b in fresh if b.web_id})
+            await self.apply_subscription(self._refs, start=self._start)
+
+    async def _bad_tag_loop(self, stop: asyncio.Event) -> None:
+        """Refused tags are tried again on a slow cadence; one that answers rejoins the subscription."""
+        while not stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), self.config.bad_tag_retry_s)
+            if stop.is_set() or not self._bad:
+                continue
+            log.info("retrying %d bad tags: %s", len(self._bad), ", ".join(b.label() for b in self._bad.values()))
+            assert self._client is not None
+            by_ref = [b.ref for b in self._bad.values() if b.web_id is None]
+            by_id = [b.web_id for b in self._bad.values() if b.web_id is not None]
+            try:
+                still = {b.web_id for b in await probe(self._client, by_id, {})} if by_id else set()
+            except Exception as exc:  # noqa: BLE001
+                log.warning("bad-tag retry failed (%s); next try in %.0fs", exc, self.config.bad_tag_retry_s)
+                continue
+            for web_id in set(by_id) - still:
+                log.info("tag %s answers again; resubscribing", self._bad.pop(web_id).label())
+            for ref in by_ref:
+                del self._bad[ref]
+            await self.apply_subscription(self._refs, start=self._start)  # re-resolves the refused refs
+
+    async def _gap_loop(self, stop: asyncio.Event) -> None:
+        """Read every due gap; a failed read is retried with backoff, for as long as PI keeps failing."""
+        while not stop.is_set():
+            refused = {b.web_id for b in self._bad.values() if b.web_id}
+            for gap in self.ledger.due(time.time()):
+                if gap.id not in self._gap_reads and self._client is not None:
+                    starts = {w: s for w, s in gap.starts.items() if w not in refused}
+                    task = asyncio.create_task(self._read_gap(gap.id, gap.reason, starts, gap.end_us or 0),
+                                               name=f"gap-{gap.id}")
+                    self._gap_reads[gap.id] = task
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), 0.2)
+
+    async def _read_gap(self, gap_id: str, reason: str, starts: dict[str, int], end_us: int) -> None:
+        """Read one gap completely; its last chunk carries the gap's id, so the commit holding it closes it."""
+        assert self._client is not None
+        try:
+            async for rows in reads.backfill(self._client, starts, end_us):
+                self._backfill_rows += rows.rows.num_rows
                 await self._auth.put(rows)
-            self._backfill_stats["finished"] += 1
+            self._rest_error = None
+            await self._auth.put(reads.AuthoritativeRows(time.time(), STREAM_SCHEMA.empty_table(),
+                                                         REJECT_SCHEMA.empty_table(), closes_gap=gap_id))
         except asyncio.CancelledError:
             raise
-        except Exception as exc:  # noqa: BLE001 - the next reconnect or restart backfills again
-            self._backfill_stats["failed"] += 1
-            self._backfill_stats["last_error"] = f"{type(exc).__name__}: {exc}"
-            log.warning("gap backfill failed (%s); it is retried on the next reconnect", exc)
+        except Exception as exc:  # noqa: BLE001 - the ledger keeps the gap; it is read again after a backoff
+            self._gap_reads.pop(gap_id, None)
+            error = f"{type(exc).__name__}: {exc}"
+            self._rest_error = str(exc) if isinstance(exc, (AuthError, Forbidden)) else self._rest_error
+            attempts = self.ledger.gaps[gap_id].attempts + 1 if gap_id in self.ledger.gaps else 0
+            delay = self.ledger.failed(gap_id, error)
+            log.warning("gap %s (%s, %d streams): read failed (attempt %d): %s; retrying in %.1fs", gap_id, reason,
+                        len(starts), attempts, error, delay)
+            if isinstance(exc, (NotFound, BadRequest)):  # one refused stream fails the whole request
+                self._isolate(list(starts))
 
     # ------------------------------------------------------------------ batching
     async def _batch_loop(self, stop: asyncio.Event) -> None:
@@ -306,9 +458,7 @@ class Collector:
             reads_now.extend(await reads.verify(self._client, late))
         reads_now.sort(key=lambda a: a.read_started)
         plan = compose(channel, [self._unsuperseded(a) for a in reads_now], late, self._hwm)
-        rejects = [parsed.rejects.select(["web_id", "reason", "raw"])] + [
-            a.rejects.select(["web_id", "reason", "raw"]) for a in reads_now if a.rejects.num_rows
-        ]
+        rejects = [parsed.rejects] + [a.rejects for a in reads_now if a.rejects.num_rows]
         commit = await asyncio.to_thread(self._commit, plan, records[-1].end, rejects)
         self._verified_groups += len(late)
         self._after_commit(commit, plan, reads_now, late)
@@ -340,7 +490,10 @@ class Collector:
                 if ts > self._hwm.get(web_id, -1):
                     self._hwm[web_id] = ts
         self._remember_reads(authoritative, late)
-        self.rhythm.update(rows)
+        for auth in authoritative:  # the complete read of a gap is committed now: only now is the gap closed
+            if auth.closes_gap is not None:
+                self.ledger.close(auth.closes_gap)
+                self._gap_reads.pop(auth.closes_gap, None)
         stamps = rows["timestamp"].slice(0, plan.fresh_rows).cast(pa.int64()).to_numpy(zero_copy_only=False)
         self.metrics.record(commit.committed_at, commit.rows, commit.committed_at - stamps / 1e6)
         self.wal.truncate_before(commit.wal_offset)
@@ -362,7 +515,6 @@ class Collector:
 
     # ------------------------------------------------------------------ status
     async def _status_loop(self, stop: asyncio.Event) -> None:
-        tags_written = 0.0
         while not stop.is_set():
             for conn, task in self._connections.values():
                 if task.done() and not task.cancelled() and task.exception() is not None:
@@ -370,9 +522,6 @@ class Collector:
                     # collector so its supervisor restarts it and recovery runs, rather than go on half-deaf.
                     raise RuntimeError(f"connection {conn.name} failed") from task.exception()
             self._write_status()
-            if time.monotonic() - tags_written >= self.config.tags_interval_s:
-                self._write_tags()
-                tags_written = time.monotonic()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), self.config.status_interval_s)
 
@@ -399,13 +548,45 @@ class Collector:
             "total_rows_committed": self.metrics.total_rows,
             "commits": self._commits,
             "last_commit": None if last is None else asdict(last),
-            "backfills": dict(self._backfill_stats, running=len(self._backfills)),
+            "gaps": self.ledger.summaries(now),
+            "backfills": {"closed": self.ledger.closed, "running": len(self._gap_reads), "rows": self._backfill_rows},
+            "bad_tags": [asdict(b) for b in self._bad.values()],
+            "problems": self.problems(now),
             "verified_groups": self._verified_groups,
             "last_error": self._last_error,
         }
 
-    def _write_tags(self) -> None:
-        state.write_json(self.state_dir / state.TAGS_FILE, {"written_at": time.time(), "tags": self.rhythm.snapshot()})
+    def problems(self, now: float) -> list[dict[str, Any]]:
+        """What an operator must know, worst first: one line each, with the fix where there is one."""
+        found: list[tuple[str, str, str]] = []
+        for conn, _ in self._connections.values():
+            stats = conn.stats
+            if stats.state != "open" and stats.last_error:
+                if stats.last_error_type == ChannelAuthError.__name__:
+                    found.append(("ERROR", "auth", stats.last_error))
+                elif stats.last_error_type != ChannelRejected.__name__:
+                    found.append(("WARN", "channel", f"{conn.name}: {stats.last_error}"))
+        if self._rest_error:
+            found.append(("ERROR", "auth", self._rest_error))
+        for tag in self._bad.values():
+            found.append(("ERROR", "bad_tag", f"bad tag {tag.label()}"))
+        if self.wal.write_error:
+            found.append(("ERROR", "wal", f"write-ahead log cannot write: {self.wal.write_error}; waiting for room"))
+        for damage in self.wal.damages:
+            found.append(("WARN", "wal", f"skipped {damage.records} damaged WAL record(s) at byte {damage.offset}; "
+                                          "their time range is re-read from PI"))
+        if self._last_error:
+            found.append(("ERROR", "commit", f"committing to the lake fails: {self._last_error}; retrying"))
+        if self._resolve_error and self._unresolved:
+            found.append(("WARN", "resolve", f"{len(self._unresolved)} tags not resolved yet: {self._resolve_error}"))
+        order = {"ERROR": 0, "WARN": 1}
+        unique = list(dict.fromkeys(found))
+        return [{"severity": sev, "kind": kind, "message": msg}
+                for sev, kind, msg in sorted(unique, key=lambda p: order[p[0]])]
+
+    def _watched(self) -> list[str]:
+        """Tags whose PI snapshot is watched: those collected, and those PI refused (a deleted tag is stale)."""
+        return [*self._desired, *(b.web_id for b in self._bad.values() if b.web_id)]
 
     def _write_status(self, final: bool = False) -> None:
         document = self.status()

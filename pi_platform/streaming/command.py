@@ -1,7 +1,8 @@
 """`pi-platform stream`: run the collector, or show what a running collector is doing (`--status`).
 
-The PI Web API connection comes from `PI_WEBAPI_*` variables (or `--url`), the lake from `PI_DELTA_ROOT`
-(or `--delta-root`), the state directory from `PI_STREAM_STATE_DIR` (or `--state-dir`). The subscription
+The PI Web API connection comes from `PI_WEBAPI_*` variables (or `--url`), the lake from `PI_DELTA_ROOT` and
+`PI_DELTA_STORAGE_OPTIONS` (or `--delta-root`), the state directory from `PI_STREAM_STATE_DIR` (or
+`--state-dir`), all through pi_platform/settings.py, whose defaults do not depend on the current directory. The subscription
 is the state directory's subscription.json (written by the Dagster sensor), seeded from `--web-id` /
 `--tag` when the file does not exist yet.
 """
@@ -9,33 +10,36 @@ is the state directory's subscription.json (written by the Dagster sensor), seed
 import argparse
 import asyncio
 import logging
-import os
 import signal
 import sys
 import time
 from pathlib import Path
 
+from pi_platform import settings
 from pi_platform.client import PIWebAPIConfig
 from pi_platform.errors import ConfigError
 from pi_platform.streaming.channel import ChannelOptions
 from pi_platform.streaming.collector import Collector, CollectorConfig
+from pi_platform.streaming.snapshots import SnapshotOptions
 from pi_platform.streaming.state import read_status
 
-DEFAULT_STATE_DIR = ".pi_platform/stream"
-DEFAULT_DELTA_ROOT = ".pi_platform/lake"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--status", action="store_true", help="print the running collector's status and exit")
     parser.add_argument("--json", action="store_true", help="with --status: print the raw status JSON")
-    parser.add_argument("--state-dir", default=os.environ.get("PI_STREAM_STATE_DIR", DEFAULT_STATE_DIR),
+    parser.add_argument("--state-dir", default=None,
                         help="WAL, status and subscription files (env PI_STREAM_STATE_DIR)")
-    parser.add_argument("--delta-root", default=os.environ.get("PI_DELTA_ROOT", DEFAULT_DELTA_ROOT),
+    parser.add_argument("--delta-root", default=None,
                         help="Delta lake root holding stream_values (env PI_DELTA_ROOT)")
     parser.add_argument("--url", help="PI Web API base URL (env PI_WEBAPI_URL)")
     parser.add_argument("--name", default="collector", help="collector name: its Delta application id")
-    parser.add_argument("--web-id", action="append", default=[], help="stream WebId to subscribe (repeatable)")
-    parser.add_argument("--tag", action="append", default=[], help="PI point name to subscribe (repeatable)")
+    parser.add_argument("--web-id", action="append", default=[],
+                        help="stream WebId to subscribe, any type: Full, IDOnly, PathOnly (repeatable)")
+    parser.add_argument("--tag", action="append", default=[],
+                        help="PI point name or path (\\\\SERVER\\TAG) to subscribe (repeatable)")
+    parser.add_argument("--bad-tag-retry", type=float, default=300.0,
+                        help="seconds between retries of tags PI refused (unknown, deleted, forbidden; default 300)")
     parser.add_argument("--start", default="*", help="where never-committed streams start (PI time, default *)")
     parser.add_argument("--correction-lookback", type=float, default=600.0,
                         help="seconds before each stream's last committed value re-read on every reconnect, to catch "
@@ -49,18 +53,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-url-length", type=int, default=4096, help="split WebIds across channels above this")
     parser.add_argument("--include-initial-values", action="store_true", help="ask channels for current values")
     parser.add_argument("--no-fsync", action="store_true", help="do not fsync the WAL (benchmarks only)")
+    parser.add_argument("--snapshot-interval", type=float, default=30.0,
+                        help="seconds between polls of every tag's PI snapshot, for stale-tag checks (default 30)")
+    parser.add_argument("--snapshot-rate", type=float, default=5.0,
+                        help="requests per second the snapshot poll may make (default 5)")
 
 
 def run(args: argparse.Namespace) -> int:
-    state_dir = Path(args.state_dir)
+    state_dir = Path(args.state_dir or settings.stream_state_dir())
     if args.status:
         return _print_status(state_dir, as_json=args.json)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per PI request is noise here
-    pi = PIWebAPIConfig.from_env(url=args.url)
+    pi = PIWebAPIConfig.from_settings(url=args.url)
     config = CollectorConfig(
         state_dir=state_dir,
-        delta_root=args.delta_root,
+        delta_root=args.delta_root or settings.delta_root(),
+        storage_options=settings.storage_options(),
         name=args.name,
         channel=ChannelOptions(
             include_initial_values=args.include_initial_values,
@@ -74,23 +83,21 @@ def run(args: argparse.Namespace) -> int:
         start=args.start,
         correction_lookback_s=args.correction_lookback,
         fsync=not args.no_fsync,
+        bad_tag_retry_s=args.bad_tag_retry,
+        snapshots=SnapshotOptions(interval_s=args.snapshot_interval, max_requests_per_s=args.snapshot_rate),
     )
     asyncio.run(_run(config, pi, list(args.web_id), list(args.tag)))
     return 0
 
 
 async def _run(config: CollectorConfig, pi: PIWebAPIConfig, web_ids: list[str], tags: list[str]) -> None:
-    if tags:
-        from pi_platform.client import PIWebAPIClient
-
-        async with PIWebAPIClient(pi) as client:
-            server = await client.data_server()
-            web_ids = web_ids + client.tag_web_ids(tags, server["Name"])
+    """Names, paths and WebIDs go into the subscription as given: the collector resolves each to its
+    canonical WebID (and keeps that mapping), so it starts even while PI's REST side is down."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)  # graceful: flush the buffer, commit, release the lock
-    await Collector(config, pi, web_ids).run(stop)
+    await Collector(config, pi, web_ids + tags).run(stop)
 
 
 def _print_status(state_dir: Path, *, as_json: bool) -> int:
@@ -123,14 +130,19 @@ def format_status(status: dict) -> str:
         f"p99 {_s(thr.get('latency_p99_s'))}",
         f"buffer       {buf.get('records', 0)} messages, {buf.get('bytes', 0)} bytes, {buf.get('pending_reads', 0)} PI reads",
         f"reconnects   {status.get('reconnects', 0)} (dead channels {status.get('dead_channels', 0)})",
-        f"backfills    {status['backfills'].get('finished', 0)} done, {status['backfills'].get('running', 0)} running, "
-        f"{status['backfills'].get('failed', 0)} failed",
+        f"gaps         {len(status.get('gaps') or [])} open, {status['backfills'].get('running', 0)} being read, "
+        f"{status['backfills'].get('closed', 0)} closed",
         "last commit  " + (f"Delta v{last['delta_version']} {last['mode']} {last['rows']} rows "
                             f"{now - last['committed_at']:.1f}s ago" if last else "none yet"),
         f"committed    {status.get('total_rows_committed', 0)} rows in {status.get('commits', 0)} commits",
     ]
-    if status.get("last_error"):
-        lines.append(f"last error   {status['last_error']}")
+    for problem in status.get("problems") or []:
+        lines.append(f"{problem['severity']:<12} {problem['message']}")
+    for gap in status.get("gaps") or []:
+        lines.append(f"  gap {gap['id']} ({gap['reason']}): {gap['streams']} streams from {_iso(gap['start_us'])} "
+                     f"to {_iso(gap['end_us']) if gap['end_us'] else 'now (channel down)'}, open "
+                     f"{now - float(status.get('heartbeat_at') or now) + gap['age_s']:.0f}s, {gap['attempts']} failed "
+                     "reads" + (f", last error {gap['last_error']}" if gap.get("last_error") else ""))
     for conn in status.get("connections", []):
         seen = conn.get("last_message_at")
         lines.append(
@@ -139,6 +151,10 @@ def format_status(status: dict) -> str:
             + (f", last error {conn['last_error_type']}: {conn['last_error']}" if conn.get("last_error") else "")
         )
     return "\n".join(lines) + "\n"
+
+
+def _iso(us: int) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(us / 1e6))
 
 
 def _s(value: float | None) -> str:

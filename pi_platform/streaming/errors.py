@@ -27,9 +27,5 @@ class DeadChannelError(ChannelError):
     """
 
 
-class WalCorruption(StreamingError):
-    """A write-ahead-log record other than the torn tail of the last segment failed its checksum."""
-
-
 class CollectorRunning(StreamingError):
     """Another collector already holds the state directory's lock."""

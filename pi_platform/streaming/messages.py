@@ -13,20 +13,20 @@ import pyarrow as pa
 
 from pi_platform.client.columns import StreamPage, build_batch
 from pi_platform.streaming.wal import WalRecord
-from pi_platform.value_columns import REJECT_SCHEMA, TIMESTAMP, VALUE_FIELDS, VALUE_SCHEMA
+from pi_platform.storage.tables import STREAM_VALUES
+from pi_platform.value_columns import REJECT_SCHEMA, TIMESTAMP, VALUE_SCHEMA
 
-RECEIVED_AT = pa.field("received_at", TIMESTAMP, nullable=False)
-# What stream_values holds: the shared value columns plus when the collector received (or read) the value.
-STREAM_SCHEMA = pa.schema([*VALUE_FIELDS, RECEIVED_AT])
+# What stream_values holds (declared in storage/tables.py): the value columns plus when the value was received.
+STREAM_SCHEMA = STREAM_VALUES.schema
+RECEIVED_AT = STREAM_SCHEMA.field("received_at")
 # Channel rows carry where they came from until reconciliation drops it.
 CHANNEL_SCHEMA = pa.schema([*STREAM_SCHEMA, pa.field("source", pa.string(), nullable=False)])
-STREAM_REJECT_SCHEMA = pa.schema([*REJECT_SCHEMA, RECEIVED_AT])
 
 
 @dataclass(frozen=True)
 class ParsedMessages:
     rows: pa.Table  # CHANNEL_SCHEMA, in arrival order
-    rejects: pa.Table  # STREAM_REJECT_SCHEMA
+    rejects: pa.Table  # REJECT_SCHEMA
 
 
 def _pages(message: object) -> list[StreamPage]:
@@ -60,10 +60,9 @@ def parse_records(records: list[WalRecord]) -> ParsedMessages:
                 .append_column("source", pa.array([record.source] * n, pa.string()))
             )
         if batch.rejects.num_rows:
-            m = batch.rejects.num_rows
-            rejects.append(batch.rejects.append_column(RECEIVED_AT, pa.array(np.full(m, received.value), TIMESTAMP)))
+            rejects.append(batch.rejects)
     rows = pa.concat_tables(tables).cast(CHANNEL_SCHEMA) if tables else CHANNEL_SCHEMA.empty_table()
-    bad = pa.concat_tables(rejects).cast(STREAM_REJECT_SCHEMA) if rejects else STREAM_REJECT_SCHEMA.empty_table()
+    bad = pa.concat_tables(rejects).cast(REJECT_SCHEMA) if rejects else REJECT_SCHEMA.empty_table()
     return ParsedMessages(rows, bad)
 
 
@@ -74,9 +73,9 @@ def _whole_message_reject(record: WalRecord, reason: str) -> pa.Table:
             "name": [None],
             "reason": [reason],
             "raw": [record.payload.decode("utf-8", "replace")],
-            "received_at": pa.array([record.received_at_ns // 1000], pa.int64()).cast(TIMESTAMP),
+            "timestamp": pa.nulls(1, TIMESTAMP),
         },
-        schema=STREAM_REJECT_SCHEMA,
+        schema=REJECT_SCHEMA,
     )
 
 

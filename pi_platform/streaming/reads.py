@@ -30,6 +30,7 @@ class AuthoritativeRows:
     read_started: float  # epoch seconds
     rows: pa.Table  # STREAM_SCHEMA
     rejects: pa.Table  # REJECT_SCHEMA
+    closes_gap: str | None = None  # set on the last chunk of a complete gap read: its commit closes the gap
 
 
 def _dt(us: int) -> datetime:
@@ -47,13 +48,14 @@ def gap_groups(starts: dict[str, int]) -> list[tuple[int, list[str]]]:
     return groups
 
 
-async def backfill(client: PIWebAPIClient, starts: dict[str, int]) -> AsyncIterator[AuthoritativeRows]:
+async def backfill(client: PIWebAPIClient, starts: dict[str, int], end_us: int) -> AsyncIterator[AuthoritativeRows]:
     """Recorded values of each stream from its start (inclusive: the group at a high-water mark may be
-    incomplete) up to now, chunk by chunk so an outage of any length streams through bounded memory."""
+    incomplete) up to `end_us` (inclusive), chunk by chunk so an outage of any length streams through
+    bounded memory."""
     for group_start, web_ids in gap_groups(starts):
         read_started = time.time()
         own_start = pd.Series({w: starts[w] for w in web_ids})
-        async for batch in client.recorded(web_ids, _dt(group_start), "*"):
+        async for batch in client.recorded(web_ids, _dt(group_start), _dt(max(end_us, group_start))):
             values = batch.values
             if values.num_rows and len(web_ids) > 1:
                 floor = pd.Series(values["web_id"].to_numpy(zero_copy_only=False)).map(own_start).to_numpy()

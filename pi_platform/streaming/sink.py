@@ -13,7 +13,6 @@ from datetime import datetime, timedelta, timezone
 import numpy as np
 import orjson
 import pandas as pd
-import pandera.pandas as pandera
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as ds
@@ -22,11 +21,10 @@ from deltalake.exceptions import CommitFailedError
 
 from pi_platform.storage import DeltaStore, split_valid
 from pi_platform.storage.quarantine import quarantine_rows
-from pi_platform.storage.schemas import recorded_values
-from pi_platform.storage.tables import QUARANTINE
+from pi_platform.storage.schemas import stream_values
+from pi_platform.storage.tables import QUARANTINE, STREAM_VALUES
 from pi_platform.streaming.messages import STREAM_SCHEMA
 
-STREAM_TABLE = "stream_values"
 _KEY_MATCH = "t.web_id = s.web_id AND t.timestamp = s.timestamp AND t.position = s.position"
 _ATTEMPTS = 8
 _CONTENT = [name for name in STREAM_SCHEMA.names if name != "received_at"]
@@ -45,17 +43,10 @@ class Commit:
     max_timestamp: float | None
 
 
-def stream_schema() -> pandera.DataFrameSchema:
-    """The recorded_values checks, with a window wide enough for live data (no value more than a day ahead)."""
-    schema = recorded_values(datetime(1970, 1, 1, tzinfo=timezone.utc), datetime.now(timezone.utc) + timedelta(days=1))
-    schema.name = STREAM_TABLE
-    return schema
-
-
 class StreamSink:
     """Writes reconciled micro-batches to `stream_values` and their rejects to the shared quarantine."""
 
-    def __init__(self, store: DeltaStore, app_id: str, table: str = STREAM_TABLE) -> None:
+    def __init__(self, store: DeltaStore, app_id: str, table: str = STREAM_VALUES.name) -> None:
         self.store = store
         self.app_id = app_id
         self.table = table
@@ -88,7 +79,7 @@ class StreamSink:
         rows = rows.select(STREAM_SCHEMA.names)
         if may_exist is None:
             may_exist = np.zeros(rows.num_rows, dtype=bool)
-        split = split_valid(rows.append_column("_may_exist", pa.array(may_exist)), stream_schema(),
+        split = split_valid(rows.append_column("_may_exist", pa.array(may_exist)), stream_values(),
                             time_column="timestamp")
         if split.rejects.num_rows:
             self.quarantine(split.rejects)
@@ -158,19 +149,11 @@ class StreamSink:
         )
 
     def quarantine(self, rejects: pa.Table) -> int:
-        """Append rejects (web_id, reason, raw) not already quarantined: a replayed batch must not add them twice."""
+        """Append rejects (REJECT_SCHEMA) not already quarantined: a replayed batch must not add them twice."""
         if rejects.num_rows == 0:
             return 0
         today = datetime.now(timezone.utc).date()
-        with_time = pa.table(
-            {
-                "web_id": rejects["web_id"],
-                "reason": rejects["reason"],
-                "raw": rejects["raw"],
-                "timestamp": pa.nulls(rejects.num_rows, pa.timestamp("us", tz="UTC")),
-            }
-        )
-        rows = quarantine_rows(with_time, table_name=self.table, start=today, end=today + timedelta(days=1),
+        rows = quarantine_rows(rejects, table_name=self.table, start=today, end=today + timedelta(days=1),
                                run_id=self.app_id)
         if self.store.exists(QUARANTINE.name):
             existing = self.store.read(

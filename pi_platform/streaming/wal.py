@@ -18,16 +18,17 @@ storage pushes back to the sockets (and, through TCP, to the server) instead of 
 """
 
 import asyncio
+import logging
 import os
 import struct
+import time
 import zlib
 from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from pi_platform.streaming.errors import WalCorruption
-
+log = logging.getLogger(__name__)
 _HEADER = struct.Struct("<II")
 _META = struct.Struct("<qH")
 _SUFFIX = ".wal"
@@ -53,23 +54,61 @@ def _segment_name(start: int) -> str:
     return f"{start:020d}{_SUFFIX}"
 
 
-def _read_records(path: Path, start: int) -> tuple[list[WalRecord], int]:
-    """Valid records of one segment and the byte length they occupy (a torn tail is excluded)."""
+@dataclass(frozen=True, slots=True)
+class WalDamage:
+    """Damaged bytes skipped on open: where, how much, and the receive times around them (to re-read from PI)."""
+
+    offset: int  # global byte offset of the first damaged byte
+    bytes: int
+    records: int  # records lost (at least this many when `exact` is false: the length field was damaged too)
+    exact: bool
+    after_ns: int | None  # receive time of the last good record before the damage
+    before_ns: int | None  # receive time of the first good record after it (None: damage to the end)
+
+
+def _record_at(data: bytes, pos: int, start: int) -> WalRecord | None:
+    if pos + _HEADER.size > len(data):
+        return None
+    length, crc = _HEADER.unpack_from(data, pos)
+    body_start = pos + _HEADER.size
+    if length < _META.size or body_start + length > len(data):
+        return None
+    body = data[body_start : body_start + length]
+    if zlib.crc32(body) != crc:
+        return None
+    received_at_ns, src_len = _META.unpack_from(body)
+    if _META.size + src_len > length:
+        return None
+    source = body[_META.size : _META.size + src_len].decode(errors="replace")
+    return WalRecord(start + body_start + length, received_at_ns, source, bytes(body[_META.size + src_len :]))
+
+
+def _read_records(path: Path, start: int) -> tuple[list[WalRecord], int, list[WalDamage]]:
+    """Valid records of one segment, the byte length up to the last of them, and the damage skipped between.
+
+    A bad record is skipped by resynchronising on the next position where a record with a valid checksum
+    starts; with no valid record after it, it is a torn tail (the caller decides what that means).
+    """
     data = path.read_bytes()
     records: list[WalRecord] = []
+    damages: list[WalDamage] = []
     pos = 0
     while pos + _HEADER.size <= len(data):
-        length, crc = _HEADER.unpack_from(data, pos)
-        body_start = pos + _HEADER.size
-        body = data[body_start : body_start + length]
-        if len(body) < length or zlib.crc32(body) != crc:
+        record = _record_at(data, pos, start)
+        if record is not None:
+            records.append(record)
+            pos = record.end - start
+            continue
+        nxt = next((p for p in range(pos + 1, len(data) - _HEADER.size + 1) if _record_at(data, p, start)), None)
+        if nxt is None:
             break
-        received_at_ns, src_len = _META.unpack_from(body)
-        source = body[_META.size : _META.size + src_len].decode()
-        payload = bytes(body[_META.size + src_len :])
-        pos = body_start + length
-        records.append(WalRecord(start + pos, received_at_ns, source, payload))
-    return records, pos
+        length = _HEADER.unpack_from(data, pos)[0]
+        after = records[-1].received_at_ns if records else None
+        following = _record_at(data, nxt, start)
+        damages.append(WalDamage(start + pos, nxt - pos, 1, pos + _HEADER.size + length == nxt, after,
+                                 following.received_at_ns if following else None))
+        pos = nxt
+    return records, pos, damages
 
 
 class WriteAheadLog:
@@ -96,14 +135,17 @@ class WriteAheadLog:
         self._flusher: asyncio.Task[None] | None = None
         self._room: asyncio.Event | None = None
         self._arrived: asyncio.Event | None = None
+        self.damages: list[WalDamage] = []  # found by open()
+        self.write_error: str | None = None  # set while appends wait for the disk (e.g. full)
 
     # ------------------------------------------------------------------ open and replay
     def open(self, committed: int) -> list[WalRecord]:
         """Recover the log and return the durable records after `committed` (to be processed again).
 
         A torn record at the end of the last segment (a crash mid-write) is cut off: it was never
-        acknowledged, so its message was never processed. Damage anywhere else is corruption and stops
-        the collector rather than silently skipping data. If the log is behind `committed` (its directory
+        acknowledged, so its message was never processed. Damage anywhere else (a bad disk block) is
+        skipped with a warning and listed in `damages`, whose receive-time ranges the collector re-reads
+        from PI; stopping would lose everything after it instead. If the log is behind `committed` (its directory
         was wiped or restored from an old copy) it restarts at `committed`, so new batches get versions
         above what the table already holds instead of being mistaken for committed ones.
         """
@@ -112,14 +154,22 @@ class WriteAheadLog:
         replay: list[WalRecord] = []
         end = 0
         for index, (start, path) in enumerate(segments):
-            records, valid = _read_records(path, start)
-            is_last = index == len(segments) - 1
-            if valid != path.stat().st_size:
-                if not is_last:
-                    raise WalCorruption(f"write-ahead log segment {path} is damaged at byte {valid}; move it aside to continue")
-                with open(path, "r+b") as fh:
-                    fh.truncate(valid)
-                    os.fsync(fh.fileno())
+            records, valid, damages = _read_records(path, start)
+            size = path.stat().st_size
+            if valid != size:
+                if index < len(segments) - 1:  # not a torn tail: the rest of a finished segment is lost
+                    after = records[-1].received_at_ns if records else None
+                    damages.append(WalDamage(start + valid, size - valid, 1, False, after, None))
+                else:
+                    with open(path, "r+b") as fh:
+                        fh.truncate(valid)
+                        os.fsync(fh.fileno())
+            for damage in damages:
+                if damage.offset + damage.bytes > committed:
+                    log.warning("write-ahead log %s: damaged record at byte offset %d: skipped %s%d record(s) "
+                                "(%d bytes); that time range is re-read from PI", path.name, damage.offset,
+                                "" if damage.exact else "at least ", damage.records, damage.bytes)
+                    self.damages.append(damage)
             replay.extend(r for r in records if r.end > committed)
             end = start + valid
         if end < committed or not segments:
@@ -193,13 +243,26 @@ class WriteAheadLog:
     async def _flush_pending(self) -> None:
         while self._pending:
             group, self._pending = self._pending, []
-            try:
-                ends = await asyncio.to_thread(self._write, [_frame(*item) for item, _ in group])
-            except BaseException as exc:  # every waiter learns the write failed
-                for _, future in group:
-                    if not future.done():
-                        future.set_exception(exc)
-                raise
+            frames = [_frame(*item) for item, _ in group]
+            delay, failed_at = 1.0, None
+            while True:
+                try:
+                    ends = await asyncio.to_thread(self._write, frames)
+                    break
+                except OSError as exc:
+                    # Disk full or failing: the messages stay in memory (sockets are pushed back through the
+                    # waiting appends) and the write is retried until the disk takes it again.
+                    self._rollback()
+                    if failed_at is None:
+                        failed_at = time.monotonic()
+                        self.write_error = f"{os.strerror(exc.errno) if exc.errno else exc} ({self.directory})"
+                        log.error("write-ahead log write failed: %s; holding %d messages in memory and retrying "
+                                  "until the disk has room", self.write_error, len(group))
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, 30.0)
+            if failed_at is not None:
+                log.warning("write-ahead log writable again after %.0fs; nothing was lost", time.monotonic() - failed_at)
+                self.write_error = None
             for (item, future), end in zip(group, ends, strict=True):
                 self._push(WalRecord(end, *item))
                 if not future.done():
@@ -230,6 +293,19 @@ class WriteAheadLog:
         self._file.write(b"".join(chunk))
         if self.fsync:
             os.fsync(self._file.fileno())
+
+    def _rollback(self) -> None:
+        """Cut the log back to its last durable end after a failed write (a partial frame must not remain)."""
+        assert self._file is not None
+        for start, path in self._segments():
+            if start > self._end:
+                path.unlink(missing_ok=True)
+        start = max(s for s, _ in self._segments() if s <= self._end)
+        if start != self._segment_start:
+            self._file.close()
+            self._file = open(self.directory / _segment_name(start), "ab", buffering=0)  # noqa: SIM115
+            self._segment_start = start
+        os.ftruncate(self._file.fileno(), self._end - start)
 
     def _push(self, record: WalRecord) -> None:
         self._tail.append(record)
@@ -280,7 +356,7 @@ class WriteAheadLog:
     def records(self, after: int = 0) -> Iterator[WalRecord]:
         """Every durable record after `after`, read from disk (inspection and tests)."""
         for start, path in self._segments():
-            records, _ = _read_records(path, start)
+            records, _, _ = _read_records(path, start)
             yield from (r for r in records if r.end > after)
 
     def close(self) -> None:

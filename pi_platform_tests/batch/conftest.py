@@ -32,7 +32,7 @@ class Runner:
         self.store = DeltaStore(str(root))
         self.instance = instance
         self.resources = {
-            "pi_webapi": PIWebAPIResource(url=simulator.base_url, max_requests_per_second=1000.0),
+            "pi_webapi": PIWebAPIResource(overrides={"url": simulator.base_url, "max_requests_per_second": "1000"}),
             "delta": DeltaStorageResource(root=str(root)),
         }
 

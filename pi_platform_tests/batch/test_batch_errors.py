@@ -11,7 +11,7 @@ def test_unreachable_pi_server_is_one_line(plain_simulator, tmp_path, instance):
         probe.bind(("127.0.0.1", 0))
         dead = probe.getsockname()[1]
     runner = Runner(plain_simulator, tmp_path / "lake", instance)
-    runner.resources["pi_webapi"] = PIWebAPIResource(url=f"http://127.0.0.1:{dead}/piwebapi")
+    runner.resources["pi_webapi"] = PIWebAPIResource(overrides={"url": f"http://127.0.0.1:{dead}/piwebapi"})
     result = runner.materialize(["pi_points"], raise_on_error=False)
     assert not result.success
     failure = result.get_step_failure_events()[0].event_specific_data.user_failure_data

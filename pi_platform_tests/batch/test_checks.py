@@ -8,14 +8,14 @@ import pyarrow as pa
 from deltalake import write_deltalake
 
 from pi_platform.defs import checks
-from pi_platform.defs.partitions import Window
+from pi_platform.batch.window import DayWindow
 from pi_platform.defs.recorded.assets import tags_with_data_check, values_in_range_check
-from pi_platform.defs.recorded.stats import window_stats
+from pi_platform.batch.recorded_stats import window_stats
 from pi_platform.storage import DeltaStore
 from pi_platform.storage.tables import RECORDED_VALUES
 from pi_platform_tests.storage.test_store import DAY0, values_for
 
-WINDOW = Window(DAY0, DAY0 + timedelta(days=1))
+WINDOW = DayWindow(DAY0, DAY0 + timedelta(days=1))
 
 
 def stored(tmp_path, days: int = 1) -> DeltaStore:
@@ -55,7 +55,7 @@ def test_row_count_drop_warns(tmp_path):
                           partition_column="event_date", start=DAY0, end=second)
     store.overwrite_range("recorded_values", data.filter(pa.compute.equal(data["event_date"], pa.scalar(second))).slice(0, 5),
                           partition_column="event_date", start=second, end=second + timedelta(days=1))
-    result = checks.row_count_check(store, RECORDED_VALUES, Window(second, second + timedelta(days=1)))
+    result = checks.row_count_check(store, RECORDED_VALUES, DayWindow(second, second + timedelta(days=1)))
     assert not result.passed and result.severity == dg.AssetCheckSeverity.WARN
     assert checks.row_count_check(store, RECORDED_VALUES, WINDOW).passed  # no baseline for the first day
 

@@ -5,7 +5,7 @@ from datetime import datetime, timezone
 
 import pyarrow as pa
 
-from pi_platform.defs.events.kpis import daily_kpis
+from pi_platform.batch.alarm_kpis import daily_kpis
 from pi_platform_tests.batch import truth
 from pi_platform_tests.batch.conftest import DAY, NOW, Runner, day_bounds
 

@@ -5,7 +5,7 @@ from datetime import date, datetime, timedelta, timezone
 
 import pyarrow as pa
 
-from pi_platform.defs.events.kpis import daily_kpis
+from pi_platform.batch.alarm_kpis import daily_kpis
 
 DAY = date(2024, 3, 3)
 T0 = datetime(2024, 3, 3, tzinfo=timezone.utc)

@@ -108,7 +108,7 @@ def test_maintenance_schedule_requests_the_maintenance_job():
 
 
 def run_freshness_checks(runner) -> dict[str, dg.AssetCheckEvaluation]:
-    from pi_platform.defs.freshness import freshness_checks
+    from pi_platform.defs.calendar.freshness import freshness_checks
 
     keys = {key for checks in freshness_checks for key in checks.check_keys}
     job = defs.resolve_implicit_global_asset_job_def().get_subset(asset_selection=set(), asset_check_selection=keys)

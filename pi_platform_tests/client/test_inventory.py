@@ -6,7 +6,7 @@ import httpx
 import pyarrow as pa
 
 from pi_platform.client import PIWebAPIClient, PIWebAPIConfig
-from pi_platform.client.frames import attributes_table, elements_table, event_frames_table, points_table, to_pandas
+from pi_platform.client.objects import attributes_table, elements_table, event_frames_table, points_table, to_pandas
 from pi_platform.value_columns import sort_values
 from pi_platform_tests.client.support import ground_truth, run
 

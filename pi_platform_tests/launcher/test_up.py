@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from deltalake import DeltaTable
 
-from pi_platform.defs.schedules import DAILY_ASSETS
+from pi_platform.defs.calendar.schedules import DAILY_ASSETS
 from pi_platform.errors import PlatformError
 from pi_platform.launcher import partition_days, process_alive
 from pi_platform.streaming.state import LOCK_FILE

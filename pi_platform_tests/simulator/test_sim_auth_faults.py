@@ -94,3 +94,22 @@ def test_set_faults_method_and_latency(simulator):
             http.get("system")
     simulator.set_faults(stall_rate=0)
     assert httpx.get(simulator.base_url + "/system").status_code == 200
+
+
+def test_auth_is_named_like_the_client(monkeypatch):
+    """`anonymous` (the client's PI_WEBAPI_AUTH word) is the default; the old `none` is refused, not aliased."""
+    import argparse
+
+    from pi_platform.errors import ConfigError
+    from pi_platform.simulator.config import SimulatorConfig, add_arguments, from_args
+
+    assert SimulatorConfig().auth == "anonymous" and SimulatorConfig().auth_schemes == []
+    with pytest.raises(ConfigError, match="anonymous"):
+        SimulatorConfig(auth="none")
+    monkeypatch.setenv("PISIM_AUTH", "bearer")
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    assert from_args(parser.parse_args([])).auth_schemes == ["bearer"]
+    assert from_args(parser.parse_args(["--auth", "anonymous"])).auth == "anonymous"
+    with pytest.raises(SystemExit):
+        parser.parse_args(["--auth", "none"])

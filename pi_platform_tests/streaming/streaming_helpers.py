@@ -152,11 +152,13 @@ def wait_until(predicate: Callable[[], object], timeout: float, what: str, inter
         time.sleep(interval)
 
 
-def table_values(delta_root: Path) -> pa.Table:
-    uri = str(delta_root / "stream_values")
-    if not DeltaTable.is_deltatable(uri):
+def table_values(delta_root: Path | str, storage_options: dict[str, str] | None = None) -> pa.Table:
+    """stream_values of a local lake directory or an object-store root (with its delta-rs options)."""
+    uri = f"{str(delta_root).rstrip('/')}/stream_values"
+    if not DeltaTable.is_deltatable(uri, storage_options=storage_options):
         return VALUE_SCHEMA.empty_table()
-    return DeltaTable(uri).to_pyarrow_table().select(VALUE_SCHEMA.names).cast(VALUE_SCHEMA)
+    table = DeltaTable(uri, storage_options=storage_options).to_pyarrow_table()
+    return table.select(VALUE_SCHEMA.names).cast(VALUE_SCHEMA)
 
 
 def stream_rows(table: pa.Table, web_id: str, start_us: int, end_us: int) -> pa.Table:
@@ -168,6 +170,27 @@ def stream_rows(table: pa.Table, web_id: str, start_us: int, end_us: int) -> pa.
 
 def utc(us: int) -> datetime:
     return datetime.fromtimestamp(us / 1e6, timezone.utc)
+
+
+def mismatches(plant, delta_root: Path | str, windows: dict[str, tuple[int, int]], now: datetime,
+               storage_options: dict[str, str] | None = None) -> list[str]:
+    """Streams whose rows in `stream_values` differ from what the simulator holds over their window."""
+    table = table_values(delta_root, storage_options)
+    bad = []
+    for web_id, (start_us, end_us) in windows.items():
+        got = stream_rows(table, web_id, start_us, end_us)
+        truth = plant.recorded(web_id, utc(start_us), utc(end_us), now=now)
+        truth = stream_rows(truth.cast(got.schema), web_id, start_us, end_us)
+        if not got.equals(truth):
+            bad.append(f"{plant.point_by_webid(web_id).name}: {got.num_rows} rows, truth {truth.num_rows}")
+    return bad
+
+
+def doubled_keys(delta_root: Path) -> int:
+    """Rows beyond the first per key (web_id, timestamp, position): must always be 0."""
+    table = table_values(delta_root)
+    keys = table.group_by(["web_id", "timestamp", "position"]).aggregate([("position", "count")])
+    return table.num_rows - keys.num_rows
 
 
 class WebhookSink:

@@ -5,7 +5,7 @@ import asyncio
 from streaming_helpers import table_values
 
 from pi_platform.client import PIWebAPIConfig
-from pi_platform.streaming.bench import _templates
+from pi_platform.bench.stream import _templates
 from pi_platform.streaming.collector import Collector, CollectorConfig
 from pi_platform.streaming.state import write_subscription
 

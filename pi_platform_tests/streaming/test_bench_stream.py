@@ -1,6 +1,6 @@
 """A small `pi-platform bench stream`: every part runs and reports figures consistent with what it committed."""
 
-from pi_platform.streaming.bench import run_benchmark
+from pi_platform.bench.stream import run_benchmark
 
 
 def test_small_stream_benchmark_commits_everything_it_fed(tmp_path):

@@ -7,22 +7,10 @@ from urllib.parse import urlsplit
 import httpx
 import pyarrow as pa
 import pyarrow.compute as pc
-from streaming_helpers import stream_rows, table_values, utc, wait_until
+from streaming_helpers import mismatches, stream_rows, table_values, utc, wait_until
 
 from pi_platform.simulator.clock import to_us
 from pi_platform.streaming.state import CURSORS_FILE, read_json, write_subscription
-
-
-def _mismatches(plant, delta_root, windows: dict[str, tuple[int, int]], now) -> list[str]:
-    table = table_values(delta_root)
-    bad = []
-    for web_id, (start_us, end_us) in windows.items():
-        got = stream_rows(table, web_id, start_us, end_us)
-        truth = plant.recorded(web_id, utc(start_us), utc(end_us), now=now)
-        truth = stream_rows(truth.cast(got.schema), web_id, start_us, end_us)
-        if not got.equals(truth):
-            bad.append(f"{plant.point_by_webid(web_id).name}: {got.num_rows} rows, truth {truth.num_rows}")
-    return bad
 
 
 def test_stream_equals_ground_truth_through_drops_stall_resubscribe_and_kill9(
@@ -70,10 +58,10 @@ def test_stream_equals_ground_truth_through_drops_stall_resubscribe_and_kill9(
     httpx.post(f"{sim.admin_url}/clock", json={"now": frozen.isoformat()}).raise_for_status()
     since = {k: int(v) for k, v in read_json(state_dir / CURSORS_FILE).items()}
     windows = {w: (since[w], to_us(frozen)) for w in second}
-    wait_until(lambda: not _mismatches(plant, delta_root, windows, frozen), 60, "convergence to ground truth")
+    wait_until(lambda: not mismatches(plant, delta_root, windows, frozen), 60, "convergence to ground truth")
     assert collector.terminate() == 0  # graceful: flush and exit 0
 
-    assert _mismatches(plant, delta_root, windows, frozen) == []
+    assert mismatches(plant, delta_root, windows, frozen) == []
     table = table_values(delta_root)
     keys = table.group_by(["web_id", "timestamp", "position"]).aggregate([("position", "count")])
     assert keys.num_rows == table.num_rows  # nothing doubled anywhere, removed streams included

@@ -1,12 +1,12 @@
-"""The hourly compaction job merges the collector's small files without changing a row."""
+"""The maintenance job, on its hourly stream_values schedule, merges the collector's small files without changing a row."""
 
 import dagster as dg
 import pyarrow as pa
 from deltalake import DeltaTable
 
-from pi_platform.defs.streaming import build_defs
-from pi_platform.defs.streaming.maintenance import stream_values_compaction, stream_values_compaction_schedule
-from pi_platform.defs.streaming.resources import StreamCollectorResource
+from pi_platform.defs.definitions import defs
+from pi_platform.defs.maintenance.definitions import delta_maintenance, stream_values_compaction_schedule
+from pi_platform.defs.resources import DeltaStorageResource
 from pi_platform.storage import DeltaStore
 from pi_platform.streaming.messages import STREAM_SCHEMA
 from pi_platform.streaming.sink import StreamSink
@@ -32,10 +32,11 @@ def test_compaction_job_reduces_files_and_keeps_rows(tmp_path):
     before = sort_values(DeltaTable(uri).to_pyarrow_table())
     files_before = len(DeltaTable(uri).file_uris())
 
-    collector = StreamCollectorResource(state_dir=str(tmp_path / "state"), delta_root=str(tmp_path / "lake"))
-    assert stream_values_compaction_schedule in build_defs(collector).schedules
+    assert stream_values_compaction_schedule in defs.schedules
     assert stream_values_compaction_schedule.cron_schedule == "17 * * * *"
-    result = stream_values_compaction.execute_in_process(resources={"stream_collector": collector})
+    run_config = stream_values_compaction_schedule.evaluate_tick(dg.build_schedule_context()).run_requests[0].run_config
+    result = delta_maintenance.execute_in_process(run_config=run_config,
+                                                  resources={"delta": DeltaStorageResource(root=str(tmp_path / "lake"))})
     assert result.success
     table = DeltaTable(uri)
     assert len(table.file_uris()) == 1 < files_before

@@ -3,9 +3,8 @@
 import asyncio
 import os
 
-import pytest
+import logging
 
-from pi_platform.streaming.errors import WalCorruption
 from pi_platform.streaming.wal import WriteAheadLog
 
 
@@ -46,17 +45,27 @@ def test_torn_tail_is_cut_and_new_appends_follow_it(tmp_path):
     assert [r.payload for r in WriteAheadLog(tmp_path).records()] == [b"first", b"second", b"third"]
 
 
-def test_damage_before_the_tail_is_corruption_not_silence(tmp_path):
-    wal = WriteAheadLog(tmp_path, segment_bytes=40)
+def test_damage_before_the_tail_is_skipped_with_a_warning_naming_offset_and_count(tmp_path, caplog):
+    """A bad block in the middle of the log costs the records in it, not everything after it."""
+    wal = WriteAheadLog(tmp_path, segment_bytes=1 << 20)
     wal.open(0)
-    wal.append_sync([(i, "a", b"x" * 30) for i in range(4)])
+    ends = wal.append_sync([(1000 + i, "a", bytes([65 + i]) * 30) for i in range(5)])
     wal.close()
-    first = sorted(tmp_path.glob("*.wal"))[0]
-    data = bytearray(first.read_bytes())
-    data[12] ^= 0xFF
-    first.write_bytes(bytes(data))
-    with pytest.raises(WalCorruption, match="damaged"):
-        WriteAheadLog(tmp_path, segment_bytes=40).open(0)
+    (segment,) = tmp_path.glob("*.wal")
+    data = bytearray(segment.read_bytes())
+    data[ends[1] + 12] ^= 0xFF  # inside the body of the third record
+    segment.write_bytes(bytes(data))
+
+    reopened = WriteAheadLog(tmp_path, segment_bytes=1 << 20)
+    with caplog.at_level(logging.WARNING, logger="pi_platform.streaming.wal"):
+        replay = reopened.open(0)
+    assert [r.payload[:1] for r in replay] == [b"A", b"B", b"D", b"E"]  # only the damaged one is gone
+    (damage,) = reopened.damages
+    assert (damage.offset, damage.bytes, damage.records, damage.exact) == (ends[1], ends[2] - ends[1], 1, True)
+    assert (damage.after_ns, damage.before_ns) == (1001, 1003)  # the receive times to re-read from PI
+    (line,) = [r.getMessage() for r in caplog.records if "damaged" in r.getMessage()]
+    assert f"byte offset {ends[1]}" in line and "skipped 1 record(s)" in line
+    assert os.path.getsize(segment) == ends[-1]  # valid records after the damage were not cut off
 
 
 def test_wiped_log_restarts_above_the_committed_offset(tmp_path):

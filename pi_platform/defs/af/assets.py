@@ -3,7 +3,8 @@
 import dagster as dg
 
 from pi_platform.client import PIWebAPIClient
-from pi_platform.defs import catalog, checks
+from pi_platform.batch import inventory
+from pi_platform.defs import checks
 from pi_platform.defs.conventions import daily_asset
 from pi_platform.defs.failures import user_errors
 from pi_platform.defs.partitions import run_window
@@ -23,11 +24,11 @@ _COMMON = daily_asset("af")
 )
 @user_errors
 def af_elements(context: dg.AssetExecutionContext, pi_webapi: PIWebAPIResource, delta: DeltaStorageResource) -> dg.MaterializeResult:
-    pairs = pi_webapi.run(lambda client: catalog.element_items(client, pi_webapi.asset_database))
+    pairs = pi_webapi.run(lambda client: inventory.element_items(client, pi_webapi.af_database))
     context.log.info(f"{len(pairs)} elements")
     return write_snapshot(
         context, delta.store(), AF_ELEMENTS, schemas.AF_ELEMENTS, run_window(context),
-        lambda day: catalog.elements_snapshot(pairs, day),
+        lambda day: inventory.elements_snapshot(pairs, day),
     )
 
 
@@ -51,12 +52,12 @@ def af_attributes(context: dg.AssetExecutionContext, pi_webapi: PIWebAPIResource
         context.log.warning(f"af_elements has no snapshot for {window.days[-1]}: materialise af_elements for it first")
 
     async def read(client: PIWebAPIClient):
-        per_element = await catalog.attribute_items(client, elements["web_id"].to_pylist())
-        _, points = await catalog.data_server_points(client)
+        per_element = await inventory.attribute_items(client, elements["web_id"].to_pylist())
+        _, points = await inventory.data_server_points(client)
         return per_element, points
 
     per_element, points = pi_webapi.run(read)
     return write_snapshot(
         context, store, AF_ATTRIBUTES, schemas.AF_ATTRIBUTES, window,
-        lambda day: catalog.attributes_snapshot(elements, per_element, points, day),
+        lambda day: inventory.attributes_snapshot(elements, per_element, points, day),
     )

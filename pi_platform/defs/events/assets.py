@@ -1,7 +1,9 @@
 """`event_frames`, `alarms` and `alarm_kpis`.
 
 Frames span days and stay open for a while, so they are upserted by WebID (a later run updates the end
-time and acknowledgement of a frame an earlier run saw open) rather than replaced by day.
+time and acknowledgement of a frame an earlier run saw open) rather than replaced by day. Each run re-reads
+the stored frames that have not settled, whatever day they started on, and `alarms` reports the other days
+whose KPIs its changes affect (`late_kpi_days`); the `alarm_kpis_late_changes` sensor recomputes those.
 """
 
 import dagster as dg
@@ -13,18 +15,27 @@ from pi_platform.client import PIWebAPIClient
 from pi_platform.defs import checks
 from pi_platform.defs.conventions import daily_asset
 from pi_platform.defs.failures import user_errors
-from pi_platform.defs.events import frames as ef
-from pi_platform.defs.events.kpis import daily_kpis
+from pi_platform.batch import event_frames as ef
+from pi_platform.batch.alarm_kpis import daily_kpis, late_days, needed
 from pi_platform.defs.metadata import counts_chart, table_metadata
-from pi_platform.defs.partitions import Window, run_window
+from pi_platform.batch.window import DayWindow
+from pi_platform.defs.partitions import run_window
 from pi_platform.defs.resources import DeltaStorageResource, PIWebAPIResource
 from pi_platform.storage import DeltaStore, replace_quarantine, schemas, split_valid
 from pi_platform.storage.tables import AF_ELEMENTS, ALARM_KPIS, ALARMS, EVENT_FRAMES, TableSpec
 
+LATE_DAYS = "late_kpi_days"  # alarms metadata: the alarm_kpis days outside the run its changes make stale
+LATE_TAG = "pi_platform/late_changes_of"  # alarm_kpis runs the sensor launches: the alarms run behind them
+KPI_DAYS_CHECK = "kpi_days_to_refresh"
+
+
+def _stored(store: DeltaStore, spec: TableSpec) -> pa.Table:
+    return store.read(spec.name) if store.exists(spec.name) else spec.empty()
 
 
 def _upsert_validated(
-    context: dg.AssetExecutionContext, store: DeltaStore, spec: TableSpec, schema, rows: pa.Table, window: Window
+    context: dg.AssetExecutionContext, store: DeltaStore, spec: TableSpec, schema, rows: pa.Table, window: DayWindow,
+    *, refreshed: int, extra_metadata: dict | None = None, extra_checks: tuple[dg.AssetCheckResult, ...] = (),
 ) -> dg.MaterializeResult:
     split = split_valid(rows, schema, time_column="start_time")
     info = store.upsert(spec.name, split.valid, keys=spec.keys, partition_by=[spec.partition_column])
@@ -32,13 +43,15 @@ def _upsert_validated(
     metadata = table_metadata(split.valid, info, spec.schema, window, time_column="start_time")
     metadata["open"] = int(pc.sum(pc.invert(pc.is_valid(split.valid["end_time"]))).as_py() or 0)
     metadata["quarantined_rows"] = split.rejects.num_rows
+    metadata["refreshed_earlier_frames"] = refreshed
+    metadata.update(extra_metadata or {})
     started = split.valid.filter(pc.greater_equal(split.valid["start_date"], pa.scalar(window.first)))["start_time"]
     metadata["started_per_hour"] = dg.MetadataValue.md(
         counts_chart(started, unit="hour" if len(window.days) == 1 else "day", title=f"{spec.name} started in the window")
     )
     return dg.MaterializeResult(
         metadata=metadata,
-        check_results=checks.standard_results(store, spec, window, row_count=False, keys_in_window=False),
+        check_results=[*checks.standard_results(store, spec, window, row_count=False, keys_in_window=False), *extra_checks],
     )
 
 
@@ -51,32 +64,52 @@ def _upsert_validated(
 @user_errors
 def event_frames(context: dg.AssetExecutionContext, pi_webapi: PIWebAPIResource, delta: DeltaStorageResource) -> dg.MaterializeResult:
     window = run_window(context)
-    items = pi_webapi.run(lambda client: ef.read_frames(client, window, pi_webapi.asset_database))
-    return _upsert_validated(context, delta.store(), EVENT_FRAMES, schemas.EVENT_FRAMES, ef.frames_table(items), window)
+    store = delta.store()
+    refresh = ef.unsettled(_stored(store, EVENT_FRAMES), window, open_column="is_open")
+    items = pi_webapi.run(lambda client: ef.read_frames(client, window, pi_webapi.af_database, refresh))
+    return _upsert_validated(
+        context, store, EVENT_FRAMES, schemas.EVENT_FRAMES, ef.frames_table(items), window, refreshed=len(refresh)
+    )
 
 
 @dg.asset(
     **daily_asset("events"),
     deps=[event_frames, "af_elements"],
     metadata={"table": ALARMS.name},
-    check_specs=checks.standard_specs("alarms", row_count=False),
-    description="Alarm event frames of each day (severity, acknowledgement, active, element, template) with annotations.",
+    check_specs=[
+        *checks.standard_specs("alarms", row_count=False),
+        dg.AssetCheckSpec(
+            KPI_DAYS_CHECK, asset="alarms",
+            description="days outside the run whose alarm_kpis this run's alarm changes make stale "
+            "(the alarm_kpis_late_changes sensor recomputes them)",
+        ),
+    ],
+    description="Alarm event frames of each day (severity, acknowledgement, active, element, template) with annotations; "
+    "earlier alarms still open or awaiting acknowledgement are updated too.",
 )
 @user_errors
 def alarms(context: dg.AssetExecutionContext, pi_webapi: PIWebAPIResource, delta: DeltaStorageResource) -> dg.MaterializeResult:
     window = run_window(context)
     store = delta.store()
-    frames = ef.alarm_frames(ef.overlapping(store.read(EVENT_FRAMES.name), window))
+    stored = _stored(store, ALARMS)
+    settling = ef.unsettled(stored, window, open_column="is_active")
+    frames = ef.in_window(ef.alarm_frames(store.read(EVENT_FRAMES.name)), window, also=settling)
     annotated = frames.filter(pc.fill_null(frames["is_annotated"], False))["web_id"].to_pylist()
 
     async def read(client: PIWebAPIClient) -> list[list[dict]]:
         return await ef.read_annotations(client, annotated)
 
     notes = dict(zip(annotated, pi_webapi.run(read))) if annotated else {}
-    return _upsert_validated(context, store, ALARMS, schemas.ALARMS, ef.alarms_table(frames, notes, _element_paths(store, window)), window)
+    rows = ef.alarms_table(frames, notes, _element_paths(store, window))
+    late = {LATE_DAYS: dg.MetadataValue.json([d.isoformat() for d in late_days(stored, rows, window.days)])}
+    check = dg.AssetCheckResult(check_name=KPI_DAYS_CHECK, passed=True, metadata=late)
+    return _upsert_validated(
+        context, store, ALARMS, schemas.ALARMS, rows, window, refreshed=len(settling), extra_metadata=late,
+        extra_checks=(check,),
+    )
 
 
-def _element_paths(store: DeltaStore, window: Window) -> pa.Table:
+def _element_paths(store: DeltaStore, window: DayWindow) -> pa.Table:
     """(web_id, path) of the AF snapshot of the window's last day; empty if af_elements has none."""
     if not store.exists(AF_ELEMENTS.name):
         return AF_ELEMENTS.empty().select(["web_id", "path"])
@@ -90,16 +123,20 @@ def _element_paths(store: DeltaStore, window: Window) -> pa.Table:
     check_specs=checks.standard_specs("alarm_kpis", row_count=False),
     description=(
         "Daily alarm-management KPIs after ISA-18.2 / EEMUA 191: average and peak alarms per 10 minutes, share "
-        "of 10-minute windows in flood (>10), top bad actors, chattering and standing alarms, time to acknowledge."
+        "of 10-minute windows in flood (>10), top bad actors, chattering and standing alarms, time to acknowledge. "
+        "Days whose alarms change later are recomputed by the alarm_kpis_late_changes sensor."
     ),
 )
 @user_errors
 def alarm_kpis(context: dg.AssetExecutionContext, delta: DeltaStorageResource) -> dg.MaterializeResult:
     window = run_window(context)
     store = delta.store()
-    # Alarms overlapping the window include those raised days ago and still open: the standing ones.
-    alarms_seen = ef.overlapping(store.read(ALARMS.name, filter=ds.field("start_time") < pa.scalar(window.end_time)), window)
-    kpis = daily_kpis(alarms_seen, window.days)
+    # The neighbouring days' alarms (bursts across midnight) and those raised days ago and not ended before
+    # the window (the standing ones); dataset filters are Kleene, so open alarms (null end) are kept.
+    view_start, start, view_end = needed(window.first, window.end)
+    begun, ended = ds.field("start_time"), ds.field("end_time")
+    relevant = (begun < pa.scalar(view_end)) & ((begun >= pa.scalar(view_start)) | ended.is_null() | (ended >= pa.scalar(start)))
+    kpis = daily_kpis(store.read(ALARMS.name, filter=relevant), window.days)
     split = split_valid(kpis, schemas.ALARM_KPIS)
     info = store.overwrite_range(
         ALARM_KPIS.name, split.valid, partition_column="event_date", start=window.first, end=window.end
@@ -115,6 +152,7 @@ def alarm_kpis(context: dg.AssetExecutionContext, delta: DeltaStorageResource) -
             "flood_share": row["flood_share"],
             "standing": row["standing_count"],
             "chattering": row["chattering_count"],
+            "late_changes_of_run": context.run.tags.get(LATE_TAG, ""),
         }
     )
     return dg.MaterializeResult(

@@ -2,7 +2,8 @@
 
 import dagster as dg
 
-from pi_platform.defs import catalog, checks
+from pi_platform.batch import inventory
+from pi_platform.defs import checks
 from pi_platform.defs.conventions import daily_asset
 from pi_platform.defs.failures import user_errors
 from pi_platform.defs.partitions import run_window
@@ -20,9 +21,9 @@ from pi_platform.storage.tables import PI_POINTS
 )
 @user_errors
 def pi_points(context: dg.AssetExecutionContext, pi_webapi: PIWebAPIResource, delta: DeltaStorageResource) -> dg.MaterializeResult:
-    server, points = pi_webapi.run(catalog.data_server_points)
+    server, points = pi_webapi.run(inventory.data_server_points)
     context.log.info(f"{points.num_rows} points on {server}")
     return write_snapshot(
         context, delta.store(), PI_POINTS, schemas.PI_POINTS, run_window(context),
-        lambda day: catalog.points_snapshot(server, points, day),
+        lambda day: inventory.points_snapshot(server, points, day),
     )

@@ -3,17 +3,28 @@
 import dagster as dg
 import pyarrow as pa
 import pyarrow.compute as pc
+from pydantic import Field
 
 from pi_platform.defs import checks
 from pi_platform.defs.conventions import daily_asset
 from pi_platform.defs.failures import user_errors
 from pi_platform.defs.metadata import bar_chart, table_metadata
 from pi_platform.defs.partitions import run_window
-from pi_platform.defs.recorded import selection
-from pi_platform.defs.recorded.extract import extract_recorded
-from pi_platform.defs.recorded.stats import window_stats
+from pi_platform.batch import selection
+from pi_platform.batch.recorded import extract_recorded
+from pi_platform.batch.recorded_stats import window_stats
 from pi_platform.defs.resources import DeltaStorageResource, PIWebAPIResource
 from pi_platform.storage.tables import RECORDED_VALUES
+
+class TagSelection(dg.Config):
+    """Which tags the run reads (see batch/selection.py); filters combine, nothing set = every tag."""
+
+    tags: list[str] = Field(default_factory=list, description="explicit tag names")
+    name_filter: str = Field("*", description="PI name filter with * and ? wildcards, e.g. 'PLANT1.*'")
+    af_template: str | None = Field(None, description="only tags referenced by attributes of elements of this AF template")
+    attribute_category: str | None = Field(None, description="only tags referenced by attributes in this category")
+    af_database: str | None = Field(None, description="AF database for the AF filters (default: all)")
+
 
 TAGS_WITH_DATA = "tags_with_data"
 VALUES_IN_RANGE = "values_within_zero_span"
@@ -35,11 +46,11 @@ VALUES_IN_RANGE = "values_within_zero_span"
 )
 @user_errors
 def recorded_values(
-    context: dg.AssetExecutionContext, config: selection.TagSelection, pi_webapi: PIWebAPIResource, delta: DeltaStorageResource
+    context: dg.AssetExecutionContext, config: TagSelection, pi_webapi: PIWebAPIResource, delta: DeltaStorageResource
 ) -> dg.MaterializeResult:
     window = run_window(context)
     store = delta.store()
-    selected = pi_webapi.run(lambda client: selection.resolve(client, config))
+    selected = pi_webapi.run(lambda client: selection.resolve(client, selection.TagFilter(**config.model_dump())))
     context.log.info(f"reading {selected.num_rows} tags for {window.label}")
     extracted = extract_recorded(
         pi_webapi.client_config(), store, selected["web_id"].to_pylist(), window, run_id=context.run_id

@@ -1,6 +1,7 @@
 """Stream health as asset checks, evaluated without a run by the sensor and on demand from the UI.
 
-- `tags_fresh`: per tag, last value older than k x its usual interval -> WARN, then ERROR; lists the tags.
+- `tags_fresh`: tags PI itself shows stale (snapshot older than excmax, interface system state, deleted) are
+  ERROR; a channel silent while the snapshot moves past compmax is WARN; lists name, element path, age, reason.
 - `stream_flowing`: the collector is alive and rows keep arriving; a silent stream is ERROR.
 - `channels_healthy`: no connection down for long (ERROR); the dead-channel watchdog firing is WARN.
 
@@ -8,17 +9,19 @@ Each check is a pure function of the resource's files and table, returning an `O
 it in an AssetCheckEvaluation (runless), the @asset_check in an AssetCheckResult.
 """
 
-import time
 from dataclasses import dataclass, field
+from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import Any
 
 import dagster as dg
+import pyarrow.compute as pc
+import pyarrow.dataset as ds
 
 from pi_platform.defs.streaming.assets import STREAM_VALUES
 from pi_platform.defs.streaming.resources import StreamCollectorResource
-from pi_platform.streaming import health
-from pi_platform.streaming.state import CURSORS_FILE, TAGS_FILE, read_json, read_subscription
+from pi_platform.streaming import health, staleness
+from pi_platform.streaming.state import TAGS_FILE, read_json
 
 TAGS_FRESH = "tags_fresh"
 STREAM_FLOWING = "stream_flowing"
@@ -51,39 +54,58 @@ def _severity(name: str | None) -> dg.AssetCheckSeverity:
 
 
 def tags_fresh(collector: StreamCollectorResource) -> Outcome:
-    subscription = read_subscription(collector.state_dir)
-    expected = None
-    if subscription:
-        since = read_json(Path(collector.state_dir) / CURSORS_FILE) or {}
-        expected = {w: float(since.get(w, time.time() * 1e6)) / 1e6 for w in subscription["web_ids"]}
-    published = read_json(Path(collector.state_dir) / TAGS_FILE)
-    report = health.tag_staleness(published, collector.policy(), expected=expected)
-    severity = report.severity
-    stale = sorted(report.error) + sorted(report.warn) + report.missing
-    if severity is None:
-        description = f"all {report.tags} tags updated within {collector.stale_warn_factor:g}x their usual interval"
+    """Stale tags as PI itself says (staleness.py), from the collector's published snapshot poll."""
+    published = read_json(Path(collector.state_dir) / TAGS_FILE) or {}
+    pattern = collector.stale_tags.upper()
+    judged = {w: t for w, t in (published.get("tags") or {}).items() if fnmatchcase(str(t.get("name")).upper(), pattern)}
+    report = staleness.judge({**published, "tags": judged}, collector.staleness_policy())
+    paths = _element_paths(collector, [v.web_id for v in report.verdicts])
+    listed = {v.web_id: {**v.as_dict(), "element_path": paths.get(v.web_id) or v.path} for v in report.verdicts}
+    errors, warns = report.at("ERROR"), report.at("WARN")
+    if report.severity is None:
+        description = f"all {report.tags} tags current by PI's own terms (snapshot within excmax, no interface state)"
     else:
-        description = (f"{len(report.error)} tags ERROR-stale, {len(report.warn)} WARN-stale, {len(report.missing)} "
-                       f"subscribed without data: {', '.join(stale[:20])}{' ...' if len(stale) > 20 else ''}")
+        shown = [f"{v.name} ({v.reason})" for v in errors + warns]
+        parts = [report.poll_problem] if report.poll_problem else []
+        parts.append(f"{len(errors)} tags ERROR, {len(warns)} WARN of {report.tags}")
+        description = "; ".join(parts) + (f": {', '.join(shown[:20])}{' ...' if len(shown) > 20 else ''}" if shown else "")
+    by_source: dict[str, int] = {}
+    for verdict in errors:
+        by_source[verdict.pointsource or "?"] = by_source.get(verdict.pointsource or "?", 0) + 1
     return Outcome(
         TAGS_FRESH,
-        passed=severity is None,
-        severity=_severity(severity),
+        passed=report.severity is None,
+        severity=_severity(report.severity),
         description=description,
         metadata={
             "tags": report.tags,
-            "stale_tags_error": dg.MetadataValue.json(report.error),
-            "stale_tags_warn": dg.MetadataValue.json(report.warn),
-            "subscribed_without_data": dg.MetadataValue.json(report.missing[:500]),
-            "max_lag_s": dg.MetadataValue.float(float(report.max_lag_s or 0.0)),
+            "stale_tags_error": dg.MetadataValue.json({v.name: listed[v.web_id] for v in errors[:500]}),
+            "stale_tags_warn": dg.MetadataValue.json({v.name: listed[v.web_id] for v in warns[:500]}),
+            "stale_by_pointsource": dg.MetadataValue.json(by_source),
+            "judged_at": dg.MetadataValue.float(float(report.judged_at or 0.0)),
+            "poll_problem": report.poll_problem or "",
         },
     )
 
 
+def _element_paths(collector: StreamCollectorResource, web_ids: list[str]) -> dict[str, str]:
+    """Point WebID -> AF element path from the latest `af_attributes` snapshot (only the tags asked for)."""
+    store = collector.store
+    if not web_ids or not store.exists("af_attributes"):
+        return {}
+    rows = store.read("af_attributes", filter=ds.field("point_web_id").isin(web_ids),
+                      columns=["snapshot_date", "point_web_id", "element_path"])
+    if rows.num_rows == 0:
+        return {}
+    rows = rows.filter(pc.equal(rows["snapshot_date"], pc.max(rows["snapshot_date"]))).sort_by("element_path")
+    return {w: p for w, p in zip(rows["point_web_id"].to_pylist(), rows["element_path"].to_pylist(), strict=True)
+            if w is not None}
+
+
 def stream_flowing(collector: StreamCollectorResource, starting: bool = False) -> Outcome:
     """`starting`: a collector was just started, so silence is expected for a moment (WARN, not ERROR)."""
-    policy = collector.policy()
-    silence = health.stream_silence(collector.status(), health.newest_received_at(collector.table_uri, policy), policy)
+    newest = health.newest_received_at(collector.table_uri, collector.silent_after_s)
+    silence = health.stream_silence(collector.status(), newest, collector.silent_after_s)
     return Outcome(
         STREAM_FLOWING,
         passed=not silence.silent,
@@ -109,7 +131,8 @@ def channels_healthy(collector: StreamCollectorResource, previous_dead: int,
     return outcome, state.dead_channels
 
 
-@dg.asset_check(asset=STREAM_VALUES.key, name=TAGS_FRESH, description="Each tag updated within k x its usual interval")
+@dg.asset_check(asset=STREAM_VALUES.key, name=TAGS_FRESH,
+                description="No tag stale by PI's own terms: snapshot within excmax, no interface state, channel following")
 def tags_fresh_check(stream_collector: StreamCollectorResource) -> dg.AssetCheckResult:
     return tags_fresh(stream_collector).result()
 

@@ -1,6 +1,11 @@
-"""The collector as Dagster sees it: where its files are, how to start it, what it should subscribe."""
+"""The collector as Dagster sees it: where its files are, how to start it, what it should subscribe.
+
+Every default comes from pi_platform/settings.py, the same module the collector process reads, so the
+collector a sensor starts writes where the checks look (lake root and storage options included).
+"""
 
 import asyncio
+import json
 import os
 import signal
 import subprocess
@@ -14,63 +19,78 @@ import dagster as dg
 import pyarrow.compute as pc
 from pydantic import Field
 
+from pi_platform import settings
 from pi_platform.client import PIWebAPIClient, PIWebAPIConfig
-from pi_platform.defs.resources import DEFAULT_PI_WEBAPI_URL
 from pi_platform.storage import DeltaStore
-from pi_platform.streaming.health import StalenessPolicy
-from pi_platform.streaming.sink import STREAM_TABLE
+from pi_platform.storage.tables import STREAM_VALUES
+from pi_platform.streaming.staleness import INTERFACE_STATES, StalenessPolicy
 from pi_platform.streaming.state import SUBSCRIPTION_FILE, read_status, write_subscription
-
-ALERT_WEBHOOK_ENV = "PI_PLATFORM_ALERT_WEBHOOK_URL"
-
 
 class StreamCollectorResource(dg.ConfigurableResource):
     """Local mode: the sensor starts the collector and restarts it when its heartbeat stops.
     External mode: systemd/Kubernetes runs it; the sensor only watches and pushes the subscription."""
 
-    mode: Literal["local", "external"] = Field("local", description="who keeps the collector running")
-    state_dir: str = Field(".pi_platform/stream", description="collector state directory (WAL, status, subscription)")
-    delta_root: str = Field(".pi_platform/lake", description="Delta root holding stream_values")
-    pi_url: str = Field(
-        default_factory=lambda: os.environ.get("PI_WEBAPI_URL") or DEFAULT_PI_WEBAPI_URL,
-        description="PI Web API URL a local collector connects to (default: env PI_WEBAPI_URL, else the simulator)",
-    )
+    mode: Literal["local", "external"] = Field(default_factory=settings.stream_mode,  # type: ignore[arg-type]
+                                               description="who keeps the collector running (env PI_STREAM_MODE)")
+    state_dir: str = Field(default_factory=settings.stream_state_dir,
+                           description="collector state directory: WAL, status, subscription (env PI_STREAM_STATE_DIR)")
+    delta_root: str = Field(default_factory=settings.delta_root, description="Delta root holding stream_values (env PI_DELTA_ROOT)")
+    storage_options: dict[str, str] | None = Field(
+        None, description="delta-rs storage options; default env PI_DELTA_STORAGE_OPTIONS (read at run time)")
+    pi_url: str = Field(default_factory=settings.pi_url,
+                        description="PI Web API URL a local collector connects to (env PI_WEBAPI_URL, else the simulator)")
     collector_name: str = Field("collector", description="the collector's Delta application id")
     heartbeat_timeout_s: float = Field(20.0, description="status older than this: the collector is dead")
     startup_grace_s: float = Field(60.0, description="after starting a collector, wait this long before judging it")
-    web_ids: list[str] = Field(default_factory=list, description="streams to subscribe explicitly")
-    name_filter: str | None = Field(None, description="subscribe PI points whose name matches (glob, e.g. 'SINUS*')")
+    web_ids: list[str] = Field(default_factory=settings.stream_web_ids,
+                               description="streams to subscribe explicitly (env PI_STREAM_WEB_IDS, comma-separated)")
+    name_filter: str | None = Field(default_factory=settings.stream_name_filter,
+                                    description="subscribe PI points whose name matches, glob e.g. 'SINUS*' (env PI_STREAM_NAME_FILTER)")
     use_pi_points: bool = Field(True, description="resolve name_filter against the latest pi_points snapshot")
     resolve_interval_s: float = Field(600.0, description="without pi_points, re-ask PI for name_filter this often")
     start: str = Field("*", description="where never-committed streams start (PI time)")
     collector_args: list[str] = Field(default_factory=list, description="extra `pi-platform stream` arguments")
-    stale_warn_factor: float = Field(3.0, description="WARN when a tag is silent this many usual intervals")
-    stale_error_factor: float = Field(10.0, description="ERROR when a tag is silent this many usual intervals")
-    stale_min_interval_s: float = Field(1.0, description="floor of a tag's usual interval")
-    stale_default_interval_s: float = Field(60.0, description="usual interval for tags with < 2 recent values")
+    snapshot_interval_s: float = Field(30.0, description="the collector polls every tag's PI snapshot this often")
+    snapshot_max_requests_per_s: float = Field(5.0, description="request rate bound of that snapshot poll")
+    stale_tags: str = Field("*", description="tags the tags_fresh check judges (glob on the tag name)")
+    stale_excmax_factor: float = Field(1.0, description="snapshot older than this x the point's excmax (+ margin): stale")
+    stale_margin_s: float = Field(60.0, description="added to excmax: the scan carrying the exception, the poll period")
+    stale_default_excmax_s: float | None = Field(None, description="excmax of points without one (None: no age rule)")
+    stale_state_grace_excmax: float = Field(0.75, description="an interface system state must hold this share of excmax")
+    stale_interface_states: list[str] = Field(default_factory=lambda: list(INTERFACE_STATES),
+                                              description="system states that mean the interface stopped delivering")
+    stale_channel_margin_s: float = Field(300.0, description="channel silent: snapshot this far past compmax + excmax")
+    stale_poll_overdue_s: float = Field(300.0, description="snapshot poll older than this: ERROR (PI unreachable?)")
+    stale_severity: Literal["ERROR", "WARN"] = Field("ERROR", description="of stopped snapshots, interface states, deleted tags")
+    channel_silent_severity: Literal["ERROR", "WARN"] = Field("WARN", description="of channels silent while snapshots move")
     silent_after_s: float = Field(120.0, description="no new rows for this long: the whole stream is silent")
-    alert_webhook_url: str | None = Field(None, description=f"POST target for ERROR alerts (default: env {ALERT_WEBHOOK_ENV})")
+    alert_webhook_url: str | None = Field(None, description="POST target for ERROR alerts (default: env PI_PLATFORM_ALERT_WEBHOOK_URL)")
 
     # ------------------------------------------------------------------ locations
     @property
     def store(self) -> DeltaStore:
-        return DeltaStore(self.delta_root)
+        options = settings.storage_options() if self.storage_options is None else self.storage_options
+        return DeltaStore(self.delta_root, options)
 
     @property
     def table_uri(self) -> str:
-        return self.store.uri(STREAM_TABLE)
+        return self.store.uri(STREAM_VALUES.name)
 
-    def policy(self) -> StalenessPolicy:
+    def staleness_policy(self) -> StalenessPolicy:
         return StalenessPolicy(
-            warn_factor=self.stale_warn_factor,
-            error_factor=self.stale_error_factor,
-            min_interval_s=self.stale_min_interval_s,
-            default_interval_s=self.stale_default_interval_s,
-            silent_after_s=self.silent_after_s,
+            excmax_factor=self.stale_excmax_factor,
+            margin_s=self.stale_margin_s,
+            default_excmax_s=self.stale_default_excmax_s,
+            state_grace_excmax=self.stale_state_grace_excmax,
+            channel_margin_s=self.stale_channel_margin_s,
+            poll_stale_after_s=self.stale_poll_overdue_s,
+            interface_states=tuple(self.stale_interface_states),
+            stale_severity=self.stale_severity,
+            channel_severity=self.channel_silent_severity,
         )
 
     def webhook_url(self) -> str | None:
-        return self.alert_webhook_url or os.environ.get(ALERT_WEBHOOK_ENV) or None
+        return self.alert_webhook_url or settings.alert_webhook_url()
 
     # ------------------------------------------------------------------ liveness
     def status(self) -> dict | None:
@@ -87,9 +107,12 @@ class StreamCollectorResource(dg.ConfigurableResource):
         state = Path(self.state_dir)
         state.mkdir(parents=True, exist_ok=True)
         env = {**os.environ, "PI_WEBAPI_URL": self.pi_url}
+        if self.storage_options is not None:  # the child reads the lake's options through settings, like we do
+            env["PI_DELTA_STORAGE_OPTIONS"] = json.dumps(self.storage_options)
         command = [sys.executable, "-m", "pi_platform.cli", "stream", "--state-dir", str(state),
                    "--delta-root", self.delta_root, "--name", self.collector_name, "--start", self.start,
-                   *self.collector_args]
+                   "--snapshot-interval", str(self.snapshot_interval_s),
+                   "--snapshot-rate", str(self.snapshot_max_requests_per_s), *self.collector_args]
         with open(state / "collector.log", "ab") as log:
             process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env,
                                        start_new_session=True, stdin=subprocess.DEVNULL)
@@ -146,7 +169,7 @@ class StreamCollectorResource(dg.ConfigurableResource):
 
     def _from_pi_server(self) -> list[str]:
         async def points() -> list[dict]:
-            async with PIWebAPIClient(PIWebAPIConfig.from_env(url=self.pi_url)) as client:
+            async with PIWebAPIClient(PIWebAPIConfig.from_settings(url=self.pi_url)) as client:
                 server = await client.data_server()
                 return await client.points(server["WebId"], name_filter=self.name_filter or "*")
 

@@ -13,8 +13,8 @@ import dagster as dg
 import orjson
 from deltalake import DeltaTable
 
-from pi_platform.defs.streaming import checks
-from pi_platform.defs.streaming.alerts import alert_payload, send_alert
+from pi_platform.defs.streaming import checks, gap_checks
+from pi_platform.streaming.alerts import alert_payload, send_alert
 from pi_platform.defs.streaming.assets import STREAM_VALUES
 from pi_platform.defs.streaming.resources import StreamCollectorResource
 
@@ -136,7 +136,8 @@ def stream_collector_sensor(context: dg.SensorEvaluationContext, stream_collecto
     starting = (stream_collector.mode == "local" and cursor.started_at is not None
                 and time.time() - cursor.started_at < stream_collector.startup_grace_s)
     channel_outcome, cursor.dead_channels = checks.channels_healthy(stream_collector, cursor.dead_channels, starting)
-    outcomes = [checks.tags_fresh(stream_collector), checks.stream_flowing(stream_collector, starting), channel_outcome]
+    outcomes = [checks.tags_fresh(stream_collector), checks.stream_flowing(stream_collector, starting), channel_outcome,
+                gap_checks.no_open_gaps(stream_collector), gap_checks.collector_problems(stream_collector)]
     events.extend(o.evaluation() for o in outcomes)
     _alert(context, stream_collector, cursor, outcomes)
     return dg.SensorResult(asset_events=events, cursor=cursor.dump())

@@ -9,7 +9,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from pi_platform.client import PIWebAPIClient
-from pi_platform.client.frames import attributes_table, elements_table, points_table
+from pi_platform.client.objects import attributes_table, elements_table, points_table
 from pi_platform.storage.tables import AF_ATTRIBUTES, AF_ELEMENTS, PI_POINTS, TableSpec
 
 

@@ -10,7 +10,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as ds
 
-from pi_platform.defs.partitions import Window
+from pi_platform.batch.window import DayWindow
 from pi_platform.storage import DeltaStore
 from pi_platform.storage.tables import RECORDED_VALUES
 
@@ -27,7 +27,7 @@ class WindowStats:
     oldest: object
 
 
-def window_stats(store: DeltaStore, window: Window, selected: pa.Table) -> WindowStats:
+def window_stats(store: DeltaStore, window: DayWindow, selected: pa.Table) -> WindowStats:
     """Scan the window; `selected` (web_id, name, point_type, zero, span) defines each tag's valid range."""
     dataset = store.table(RECORDED_VALUES.name).to_pyarrow_dataset()
     day = ds.field("event_date")

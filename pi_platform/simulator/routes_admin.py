@@ -1,4 +1,4 @@
-"""Admin API outside /piwebapi: faults, pausing tags, dropping channels, clock, statistics.
+"""Admin API outside /piwebapi: faults, stuck/deleted tags, failed interfaces, dropping channels, clock, statistics.
 
 Tests and the streaming collector's chaos runs drive the simulator through this; it is unauthenticated
 by design (bind the simulator to loopback).
@@ -14,8 +14,8 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from pi_platform.pitime import PITimeError, format_time, parse_time
+from pi_platform.simulator.failures import INTERFACE, MODES, SILENT, TAG, FailureError
 from pi_platform.simulator.plant import ObjectNotFound
-from pi_platform.simulator.values import NEVER
 
 if TYPE_CHECKING:
     from pi_platform.simulator.app import SimulatorApp
@@ -58,28 +58,66 @@ def build_admin(app: "SimulatorApp") -> Starlette:
         except PITimeError as exc:
             raise AdminError(str(exc)) from None
 
-    def pause_switch(method: str, done_key: str) -> Callable[[Request], Awaitable[JSONResponse]]:
-        """POST handler that pauses or resumes the named tags (both answer the same shape)."""
+    def mode_of(data: dict) -> dict[str, str]:
+        mode = data.get("mode", SILENT)
+        if mode not in MODES:
+            raise AdminError(f"unknown mode {mode!r}; use one of {', '.join(MODES)}")
+        return {"mode": mode}
+
+    def tag_switch(method: str, done_key: str, with_mode: bool) -> Callable[[Request], Awaitable[JSONResponse]]:
+        """POST handler that pauses (sticks), resumes or deletes the named tags (all answer the same shape)."""
 
         async def handler(request: Request) -> JSONResponse:
             data = await body(request)
+            options = mode_of(data) if with_mode else {}
             try:
-                done = getattr(app.plant, method)(names_of(data), at_of(data))
+                done = getattr(app.plant, method)(names_of(data), at_of(data), **options)
             except ObjectNotFound as exc:
                 raise AdminError(f"unknown tag {exc.ref!r}") from None
             return JSONResponse({done_key: done, "all_paused": app.plant.paused(), "at": format_time(app.plant.now())})
 
         return handler
 
-    pause = pause_switch("pause", "paused")
-    resume = pause_switch("resume", "resumed")
+    pause = tag_switch("pause", "paused", with_mode=True)
+    resume = tag_switch("resume", "resumed", with_mode=False)
+    delete = tag_switch("delete", "deleted", with_mode=False)
 
     async def paused(request: Request) -> JSONResponse:
-        windows = {
-            app.plant.catalog.points[i].name: [[a, None if b == NEVER else b] for a, b in w]
-            for i, w in app.plant.pauses.items()
-        }
+        windows: dict[str, list[list[int | None]]] = {}
+        for failure in app.plant.failures():
+            if failure.kind == TAG:
+                end = None if failure.is_open else failure.end_us
+                windows.setdefault(failure.target, []).append([failure.start_us, end])
         return JSONResponse({"paused": app.plant.paused(), "windows_us": windows})
+
+    def interface_switch(method: str, done_key: str, with_mode: bool) -> Callable[[Request], Awaitable[JSONResponse]]:
+        """POST handler that fails or restores the interface named by the path (every tag of its pointsource)."""
+
+        async def handler(request: Request) -> JSONResponse:
+            data = await body(request)
+            options = mode_of(data) if with_mode else {}
+            pointsource = request.path_params["pointsource"]
+            try:
+                done = getattr(app.plant, method)(pointsource, at_of(data), **options)
+            except FailureError as exc:
+                raise AdminError(str(exc)) from None
+            return JSONResponse({"interface": pointsource, done_key: done, "at": format_time(app.plant.now())})
+
+        return handler
+
+    fail_interface = interface_switch("fail_interface", "failed", with_mode=True)
+    restore_interface = interface_switch("restore_interface", "restored", with_mode=False)
+
+    async def interfaces(request: Request) -> JSONResponse:
+        down = {f.target: f.as_json() for f in app.plant.failures() if f.kind == INTERFACE and f.is_open}
+        listing = [
+            {"pointsource": name, "id": i + 1, "tags": len(points), "failure": down.get(name)}
+            for i, (name, points) in enumerate(app.plant.interfaces().items())
+        ]
+        return JSONResponse({"interfaces": listing})
+
+    async def failures(request: Request) -> JSONResponse:
+        return JSONResponse({"failures": [f.as_json() for f in app.plant.failures()]})
 
     async def drop(request: Request) -> JSONResponse:
         return JSONResponse({"dropped": app.channels.drop_all()})
@@ -110,6 +148,11 @@ def build_admin(app: "SimulatorApp") -> Starlette:
             Route("/admin/streams/pause", pause, methods=["POST"]),
             Route("/admin/streams/resume", resume, methods=["POST"]),
             Route("/admin/streams/paused", paused, methods=["GET"]),
+            Route("/admin/tags/delete", delete, methods=["POST"]),
+            Route("/admin/interfaces", interfaces, methods=["GET"]),
+            Route("/admin/interfaces/{pointsource}/fail", fail_interface, methods=["POST"]),
+            Route("/admin/interfaces/{pointsource}/restore", restore_interface, methods=["POST"]),
+            Route("/admin/failures", failures, methods=["GET"]),
             Route("/admin/channels/drop", drop, methods=["POST"]),
             Route("/admin/channels", channels, methods=["GET"]),
             Route("/admin/clock", clock, methods=["GET", "POST"]),

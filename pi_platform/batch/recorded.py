@@ -19,10 +19,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from pi_platform.client import PIWebAPIClient, PIWebAPIConfig, ValueBatch
-from pi_platform.storage import REJECT_COLUMNS, DeltaStore, TableInfo, replace_quarantine, split_valid
+from pi_platform.storage import DeltaStore, TableInfo, replace_quarantine, split_valid
 from pi_platform.storage import schemas
 from pi_platform.storage.tables import RECORDED_VALUES
-from pi_platform.defs.partitions import Window
+from pi_platform.batch.window import DayWindow
+from pi_platform.value_columns import empty_rejects
 
 T = TypeVar("T")
 _QUEUE_DEPTH = 4  # chunks in flight between the PI reader and the Delta writer (the memory bound)
@@ -37,7 +38,7 @@ class Extracted:
 
 
 def extract_recorded(
-    config: PIWebAPIConfig, store: DeltaStore, web_ids: Sequence[str], window: Window, *, run_id: str | None = None
+    config: PIWebAPIConfig, store: DeltaStore, web_ids: Sequence[str], window: DayWindow, *, run_id: str | None = None
 ) -> Extracted:
     """Replace `recorded_values` for the window's days by what PI holds for `web_ids` now."""
     schema = schemas.recorded_values(window.start_time, window.end_time)
@@ -57,7 +58,7 @@ def extract_recorded(
         try:
             for batch in iterate_in_thread(batches):
                 if batch.rejects.num_rows:
-                    rejects.append(client_rejects(batch.rejects))
+                    rejects.append(batch.rejects)
                 split = split_valid(with_event_date(in_window(batch.values, window)), schema, time_column="timestamp")
                 if split.rejects.num_rows:
                     rejects.append(split.rejects)
@@ -76,13 +77,13 @@ def extract_recorded(
         if errors:  # the reader failed (PI unreachable, bad credentials...): nothing was committed; say why
             raise errors[0] from None
         raise
-    refused = pa.concat_tables(rejects) if rejects else REJECT_COLUMNS.empty_table()
+    refused = pa.concat_tables(rejects) if rejects else empty_rejects()
     replace_quarantine(store, refused, table_name=RECORDED_VALUES.name, start=window.first, end=window.end, run_id=run_id)
     reasons = refused.group_by("reason").aggregate([("reason", "count")]).to_pylist() if refused.num_rows else []
     return Extracted(info, rows, refused.num_rows, {r["reason"]: r["reason_count"] for r in reasons})
 
 
-def in_window(values: pa.Table, window: Window) -> pa.Table:
+def in_window(values: pa.Table, window: DayWindow) -> pa.Table:
     """Drop values stamped exactly at the window's end: PI's range includes both bounds, but that instant
     is the first of the next day's partition, whose run reads it."""
     return values.filter(pc.less(values["timestamp"], pa.scalar(window.end_time, values["timestamp"].type)))
@@ -91,20 +92,6 @@ def in_window(values: pa.Table, window: Window) -> pa.Table:
 def with_event_date(values: pa.Table) -> pa.Table:
     """VALUE_SCHEMA rows + the UTC day partition column, in RECORDED_VALUES' schema."""
     return values.append_column("event_date", pc.cast(values["timestamp"], pa.date32())).cast(RECORDED_VALUES.schema)
-
-
-def client_rejects(rejects: pa.Table) -> pa.Table:
-    """The client's REJECT_SCHEMA rows (web_id, name, reason, raw) as quarantine input (undated)."""
-    n = rejects.num_rows
-    return pa.table(
-        {
-            "web_id": rejects["web_id"],
-            "reason": rejects["reason"],
-            "raw": rejects["raw"],
-            "timestamp": pa.nulls(n, REJECT_COLUMNS.field("timestamp").type),
-        },
-        schema=REJECT_COLUMNS,
-    )
 
 
 def iterate_in_thread(make: Callable[[], AsyncIterator[T]]) -> Iterator[T]:

@@ -8,6 +8,7 @@ from pi_platform import webid
 from pi_platform.pitime import format_time
 from pi_platform.simulator.api import Ctx
 from pi_platform.simulator.catalog import Attribute, Element, Point, stable_guid
+from pi_platform.simulator.compression import Compression
 
 PRODUCT_VERSION = "1.11.1.5383"
 UNIT_NAMES = {
@@ -197,13 +198,19 @@ def point_json(ctx: Ctx, p: Point) -> dict:
     }
 
 
-def point_attributes(p: Point) -> dict[str, object]:
-    """Classic PI point attributes (lower-case names, as PI Web API returns them)."""
+def point_attributes(p: Point, compression: Compression, interface_id: int) -> dict[str, object]:
+    """Classic PI point attributes (lower-case names, as PI Web API returns them). `location1` is the interface
+    id and `location4` the scan class, as UniInt interfaces use them; exception/compression ones from
+    compression.py, consistent with the values the tag produces."""
+    c = compression
     return {
         "tag": p.name,
         "pointid": p.id,
         "pointtype": p.point_type,
-        "pointsource": "SIM",
+        "pointsource": p.pointsource,
+        "location1": interface_id,
+        "location4": c.location4,
+        "scan": 1,
         "descriptor": p.descriptor,
         "engunits": p.units,
         "digitalset": p.digital_set,
@@ -211,11 +218,18 @@ def point_attributes(p: Point) -> dict[str, object]:
         "span": p.span,
         "step": int(p.step),
         "typicalvalue": p.zero + p.span / 2,
+        "excdev": c.excdev,
+        "excdevpercent": c.excdevpercent,
+        "excmin": c.excmin_s,
+        "excmax": c.excmax_s,
         "compressing": 1,
-        "compdev": 0.0,
-        "excdev": 0.0,
+        "compdev": c.compdev,
+        "compdevpercent": c.compdevpercent,
+        "compmin": c.compmin_s,
+        "compmax": c.compmax_s,
         "ptclassname": "classic",
         "archiving": 1,
+        "shutdown": 1,
     }
 
 

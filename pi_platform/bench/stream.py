@@ -29,7 +29,7 @@ from pi_platform.client import PIWebAPIConfig
 from pi_platform.storage import DeltaStore
 from pi_platform.streaming.channel import ChannelOptions
 from pi_platform.streaming.collector import Collector, CollectorConfig
-from pi_platform.streaming.sink import STREAM_TABLE
+from pi_platform.storage.tables import STREAM_VALUES
 from pi_platform.streaming.state import write_subscription
 
 _HOUR_PLACEHOLDER = b"2020-01-01T00"
@@ -171,7 +171,7 @@ async def _live(work: Path, sim_url: str, web_ids: list[str], seconds: float, wa
 
 
 def _receive_lag(config: CollectorConfig) -> tuple[float | None, float | None]:
-    table = DeltaStore(config.delta_root, config.storage_options).read(STREAM_TABLE, columns=["timestamp", "received_at"])
+    table = DeltaStore(config.delta_root, config.storage_options).read(STREAM_VALUES.name, columns=["timestamp", "received_at"])
     lag = (table["received_at"].cast(pa.int64()).to_numpy() - table["timestamp"].cast(pa.int64()).to_numpy()) / 1e6
     lag = lag[lag < 60]  # live values only, not the backfilled history
     if not len(lag):

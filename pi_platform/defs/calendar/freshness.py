@@ -5,12 +5,13 @@ Assets carry a FreshnessPolicy (asset level: was it materialised lately). This c
 rematerialised but receives no new data from PI still goes stale. A sensor evaluates it.
 """
 
-import os
 from datetime import timedelta
 
 import dagster as dg
 
-RECORDED_MAX_LAG = timedelta(minutes=int(os.environ.get("PI_RECORDED_MAX_LAG_MINUTES") or 26 * 60))
+from pi_platform import settings
+
+RECORDED_MAX_LAG = timedelta(minutes=settings.recorded_max_lag_minutes())
 
 freshness_checks = dg.build_last_update_freshness_checks(
     assets=["recorded_values", "event_frames"], lower_bound_delta=RECORDED_MAX_LAG

@@ -5,13 +5,12 @@ PI data keeps arriving after midnight (buffered interfaces, manual entry), so th
 re-read every `PI_TODAY_REFRESH_CRON` (default every 15 minutes) for near-live tables.
 """
 
-import os
 from datetime import timedelta
 
 import dagster as dg
 
+from pi_platform import settings
 from pi_platform.defs.partitions import daily_partitions
-from pi_platform.errors import ConfigError
 
 DAILY_ASSETS = ["af_elements", "af_attributes", "pi_points", "recorded_values", "event_frames", "alarms", "alarm_kpis"]
 TODAY_ASSETS = ["recorded_values", "event_frames", "alarms", "alarm_kpis"]
@@ -26,18 +25,7 @@ today_job = dg.define_asset_job(
 )
 
 
-def _lag() -> timedelta:
-    text = os.environ.get("PI_DAILY_LAG_MINUTES") or "60"
-    try:
-        minutes = int(text)
-    except ValueError:
-        raise ConfigError(f"PI_DAILY_LAG_MINUTES={text!r} is not a whole number of minutes (e.g. 90)") from None
-    if not 0 <= minutes < 24 * 60:
-        raise ConfigError(f"PI_DAILY_LAG_MINUTES={minutes} must be between 0 and 1439")
-    return timedelta(minutes=minutes)
-
-
-LAG = _lag()
+LAG = timedelta(minutes=settings.daily_lag_minutes())
 
 
 @dg.schedule(
@@ -53,7 +41,7 @@ def previous_day_schedule(context: dg.ScheduleEvaluationContext) -> dg.RunReques
 
 @dg.schedule(
     job=today_job,
-    cron_schedule=os.environ.get("PI_TODAY_REFRESH_CRON") or "*/15 * * * *",
+    cron_schedule=settings.today_refresh_cron(),
     execution_timezone="UTC",
     description="Today's partition, refreshed on PI_TODAY_REFRESH_CRON (default every 15 minutes).",
 )

@@ -1,34 +1,37 @@
 """Which tags `recorded_values` reads: an explicit list, a PI name filter, or AF (template / attribute category).
 
 Resolved against the live catalog at run time, so new tags matching a filter are picked up the next day.
-The result carries zero and span per tag, which the range check needs.
+The result carries zero and span per tag, which the range check needs. The Dagster run config that fills
+these arguments is `defs/recorded/assets.TagSelection`; the benchmark calls `resolve` with none of them.
 """
 
-import dagster as dg
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
 import pyarrow as pa
 import pyarrow.compute as pc
-from pydantic import Field
 
 from pi_platform.client import PIWebAPIClient
-from pi_platform.defs import catalog
+from pi_platform.batch import inventory
 from pi_platform.errors import ConfigError
 
 SELECTED_COLUMNS = ["web_id", "name", "point_type", "zero", "span"]
 
 
-class TagSelection(dg.Config):
-    """Tag selection; filters combine (a tag must pass all that are set). Nothing set = every tag."""
+@dataclass(frozen=True)
+class TagFilter:
+    """Filters combine (a tag must pass all that are set); nothing set = every tag."""
 
-    tags: list[str] = Field(default_factory=list, description="explicit tag names")
-    name_filter: str = Field("*", description="PI name filter with * and ? wildcards, e.g. 'PLANT1.*'")
-    af_template: str | None = Field(None, description="only tags referenced by attributes of elements of this AF template")
-    attribute_category: str | None = Field(None, description="only tags referenced by attributes in this category")
-    af_database: str | None = Field(None, description="AF database for the AF filters (default: all)")
+    tags: Sequence[str] = ()
+    name_filter: str = "*"
+    af_template: str | None = None
+    attribute_category: str | None = None
+    af_database: str | None = None
 
 
-async def resolve(client: PIWebAPIClient, selection: TagSelection) -> pa.Table:
+async def resolve(client: PIWebAPIClient, selection: TagFilter) -> pa.Table:
     """Selected points (SELECTED_COLUMNS), sorted by name; a ConfigError names tags that do not exist."""
-    _, points = await catalog.data_server_points(client, selection.name_filter)
+    _, points = await inventory.data_server_points(client, selection.name_filter)
     points = points.select(SELECTED_COLUMNS)
     if selection.tags:
         wanted = pa.array(selection.tags, pa.string())
@@ -46,10 +49,10 @@ async def resolve(client: PIWebAPIClient, selection: TagSelection) -> pa.Table:
     return points.sort_by("name")
 
 
-async def _af_references(client: PIWebAPIClient, selection: TagSelection) -> tuple[pa.Array, pa.Array]:
+async def _af_references(client: PIWebAPIClient, selection: TagFilter) -> tuple[pa.Array, pa.Array]:
     """Point WebIDs (from attributes' Point links) and tag names (from PI Point config strings) referenced."""
-    pairs = await catalog.element_items(client, selection.af_database, template_name=selection.af_template)
-    per_element = await catalog.attribute_items(client, [element["WebId"] for _, element in pairs])
+    pairs = await inventory.element_items(client, selection.af_database, template_name=selection.af_template)
+    per_element = await inventory.attribute_items(client, [element["WebId"] for _, element in pairs])
     web_ids, names = [], []
     for items in per_element:
         for item in items:
@@ -58,7 +61,7 @@ async def _af_references(client: PIWebAPIClient, selection: TagSelection) -> tup
             link = (item.get("Links") or {}).get("Point")
             if link:
                 web_ids.append(link.rsplit("/", 1)[-1])
-            elif item.get("DataReferencePlugIn") == "PI Point" and (name := catalog.point_name_of(item.get("ConfigString"))):
+            elif item.get("DataReferencePlugIn") == "PI Point" and (name := inventory.point_name_of(item.get("ConfigString"))):
                 names.append(name)
     return pa.array(web_ids, pa.string()), pa.array(names, pa.string())
 
