@@ -10,17 +10,23 @@ import sys
 
 # name -> (module with `add_arguments(parser)` and `run(args) -> int`, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
-    "up": ("pi_platform.launcher", "start the embedded simulator and the Dagster UI + daemon, ready to materialise"),
+    "up": ("pi_platform.launcher.up", "start the simulator, the Dagster UI and daemon, and backfill yesterday"),
     "simulate": ("pi_platform.simulator.command", "run the PI Web API simulator (HTTP + WebSocket)"),
     "doctor": ("pi_platform.client.doctor", "check a PI Web API server: reachability, TLS, auth, inventory"),
     "stream": ("pi_platform.streaming.command", "run the streaming collector, or show its status"),
-    "bench": ("pi_platform.bench.command", "benchmarks: `bench batch`, `bench stream`"),
+    "bench": ("pi_platform.bench.command", "benchmarks: `bench batch`, `bench stream`, `bench chaos`, `bench alerts`"),
 }
 
+DESCRIPTION = "PI System data (PI Web API) into Delta Lake tables, in batch and live, orchestrated by Dagster."
+EPILOG = """start here:
+  pi-platform up          simulator + Dagster UI at http://127.0.0.1:3000, yesterday backfilled
+  pi-platform doctor      check a real PI Web API (set PI_WEBAPI_URL) before pointing `up` at it
+settings are PI_* environment variables, listed in README.md; `pi-platform COMMAND --help` for a command"""
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="pi-platform", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="pi-platform", description=DESCRIPTION, epilog=EPILOG,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, (module_name, help_text) in COMMANDS.items():
         command = sub.add_parser(name, help=help_text, description=help_text)
@@ -41,8 +47,8 @@ def main(argv: list[str] | None = None) -> int:
     if argv is not None:
         sys.argv = [sys.argv[0], *argv]
     args = build_parser().parse_args(argv)
-    module = importlib.import_module(args._module)
     try:
+        module = importlib.import_module(args._module)  # inside: a module may read a malformed setting
         return int(module.run(args) or 0)
     except KeyboardInterrupt:
         return 130

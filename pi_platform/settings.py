@@ -20,6 +20,7 @@ finds the collector from anywhere: `PI_PLATFORM_HOME` if set, else the checkout 
 | `PI_STREAM_STATE_DIR` | collector WAL, status, subscription, gap ledger | `<home>/.pi_platform/stream` |
 | `PI_STREAM_MODE`, `PI_STREAM_NAME_FILTER`, `PI_STREAM_WEB_IDS`, `PI_STREAM_SENSOR_DEFAULT` | who runs the collector, what it subscribes, whether its sensor starts running | local, none, none, stopped |
 | `PI_PLATFORM_ALERT_WEBHOOK_URL` | where ERROR alerts are POSTed | none |
+| `PI_PLATFORM_REQUIRE_OS_PACKAGES` | tests needing an OS package (chromium...) fail instead of skipping where it is missing; `.ci/run` sets it | unset (skip) |
 | `PI_PARTITIONS_START`, `PI_DAILY_LAG_MINUTES`, `PI_TODAY_REFRESH_CRON`, `PI_MAINTENANCE_CRON`, `PI_RECORDED_MAX_LAG_MINUTES` | batch calendar | 2024-01-01, 60, `*/15 * * * *`, `30 3 * * *`, 1560 |
 """
 
@@ -63,6 +64,11 @@ def _under_home(name: str, environ: Mapping[str, str] | None) -> str:
 # ---------------------------------------------------------------------------------------------- PI Web API
 def pi_url(environ: Mapping[str, str] | None = None) -> str:
     return _get("PI_WEBAPI_URL", DEFAULT_PI_WEBAPI_URL, environ)
+
+
+def pi_url_is_set(environ: Mapping[str, str] | None = None) -> bool:
+    """Whether PI_WEBAPI_URL names a server: if not, `pi-platform up` starts the embedded simulator."""
+    return _get("PI_WEBAPI_URL", environ=environ) is not None
 
 
 def af_database(environ: Mapping[str, str] | None = None) -> str | None:
@@ -113,6 +119,11 @@ def stream_sensor_running(environ: Mapping[str, str] | None = None) -> bool:
 
 def alert_webhook_url(environ: Mapping[str, str] | None = None) -> str | None:
     return _get("PI_PLATFORM_ALERT_WEBHOOK_URL", environ=environ)
+
+
+def require_os_packages(environ: Mapping[str, str] | None = None) -> bool:
+    """CI installs the OS packages tests need, so there a missing one is a failure, not a skip."""
+    return _get("PI_PLATFORM_REQUIRE_OS_PACKAGES", "", environ).lower() in ("1", "true", "yes")
 
 
 # ---------------------------------------------------------------------------------------------- batch calendar

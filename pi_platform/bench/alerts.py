@@ -28,6 +28,7 @@ import httpx
 import numpy as np
 
 from pi_platform.client import PIWebAPIClient, PIWebAPIConfig
+from pi_platform.errors import ConfigError
 from pi_platform.pitime import format_time, to_us
 from pi_platform.simulator.catalog import SYSTEM_STATES, Point
 from pi_platform.simulator.config import SimulatorConfig
@@ -77,7 +78,7 @@ def schedule(plant: Plant, start: datetime) -> tuple[list[dict], list[tuple[str,
     """Failures one after another, each FAILURE_HOURS long, with an hour of health in between."""
     sources = [s for s in plant.interfaces() if s != "EDGE"]
     if len(sources) < 2:
-        raise ValueError("the alerts benchmark needs at least two interfaces (--tags 200 or more)")
+        raise ConfigError("the alerts benchmark needs at least two interfaces (--tags 200 or more)")
     regular = [p for p in plant.points if not p.edge]
     stuck = next(p for p in regular if p.flat and p.pointsource == sources[0])
     deleted = next(p for p in reversed(regular) if not p.flat)
@@ -88,7 +89,8 @@ def schedule(plant: Plant, start: datetime) -> tuple[list[dict], list[tuple[str,
          "until": format_time(at[0] + span)},
         {"kind": "interface", "target": sources[1], "mode": "io_timeout", "at": format_time(at[1]),
          "until": format_time(at[1] + span)},
-        {"kind": "tag", "target": stuck.name, "mode": "silent", "at": format_time(at[2]), "until": format_time(at[2] + span)},
+        {"kind": "tag", "target": stuck.name, "mode": "silent", "at": format_time(at[2]),
+         "until": format_time(at[2] + span)},
         {"kind": "delete", "target": deleted.name, "at": format_time(at[3])},
     ]
     labels = [("interface-silent", sources[0], None), ("interface-io_timeout", sources[1], None),
@@ -130,7 +132,8 @@ def documents(all_series: list[Series], attributes: dict[str, dict], steps_us: n
             info = attributes.get(s.point.web_id, {})
             gone = s.deleted_at is not None and s.deleted_at <= t
             tags[s.point.web_id] = {
-                "name": s.point.name, "path": info.get("path") or s.point.path, "attributes": info.get("attributes", {}),
+                "name": s.point.name, "path": info.get("path") or s.point.path,
+                "attributes": info.get("attributes", {}),
                 "snapshot": None if gone else float(s.snapshot[k]), "state": None if gone else s.state[k],
                 "error": "deleted (404)" if gone else None, "first_snapshot": first[s.point.web_id],
                 "channel_last": None if np.isnan(s.channel[k]) else float(s.channel[k]),
@@ -241,12 +244,12 @@ def run_alerts(settings: AlertSettings, policy: StalenessPolicy | None = None) -
     end = start + timedelta(hours=settings.hours)
     probe = Plant(settings.seed, settings.tags, settings.values_per_minute, edge_tags=False,
                   flat_fraction=settings.flat_fraction, now=end, event_frames=False)
-    specs, labels = schedule(probe, start)
     if start + timedelta(hours=1 + 4 * (FAILURE_HOURS + 1)) > end:
-        raise ValueError(f"--hours {settings.hours:g} is too short for the four failures (at least 11 h)")
+        raise ConfigError(f"--hours {settings.hours:g} is too short for the four failures (at least 11 h)")
+    specs, labels = schedule(probe, start)
     config = SimulatorConfig(seed=settings.seed, n_tags=settings.tags, values_per_minute=settings.values_per_minute,
-                             edge_tags=False, event_frames=False, flat_fraction=settings.flat_fraction, now=end,
-                             failures=specs)
+                             edge_tags=False, event_frames=False, flat_fraction=settings.flat_fraction, now=start,
+                             failures=specs)  # attributes are read at the start, before the deleted tag is gone
     wall = time.perf_counter()
     with SimulatorServer(config) as sim:
         plant = sim.plant
@@ -304,7 +307,8 @@ def _compare_http(sim: SimulatorServer, all_series: list[Series], attributes: di
                   if _verdict_keys(report) != expected[i]]
     return {
         "start": format_time(_dt(int(window[0]))), "steps": len(window), "wall_s": round(time.perf_counter() - wall, 1),
-        "verdicts": sum(len(e) for e in expected), "mismatched_steps": len(mismatches), "first_mismatches": mismatches[:5],
+        "verdicts": sum(len(e) for e in expected), "mismatched_steps": len(mismatches),
+        "first_mismatches": mismatches[:5],
     }
 
 

@@ -18,12 +18,13 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 
+from pi_platform.batch import selection
 from pi_platform.bench import floor, verify
 from pi_platform.bench.machine import machine_info
 from pi_platform.bench.procstat import CpuTimes, pid_cpu, pid_peak_rss_bytes
-from pi_platform.batch import selection
 from pi_platform.bench.simproc import SimulatorProcess, SimulatorSpec
 from pi_platform.client import PIWebAPIClient, PIWebAPIConfig
+from pi_platform.client.config import DEFAULT_PAGE_SIZE
 
 # A published PI-to-lake connector's figure for the same job (100,000 tags x 1 day).
 PUBLISHED_CLAIM = {"tags": 100_000, "days": 1, "tags_per_s": 139.0, "minutes": 12.0}
@@ -38,7 +39,7 @@ class BatchSettings:
     values_per_minute: float = 1.0
     edge_tags: bool = False
     max_concurrency: int = 8
-    page_size: int = 10_000
+    page_size: int = DEFAULT_PAGE_SIZE
     max_requests_per_second: float = 0.0  # 0: no client-side limit (the simulator is ours to load)
     floor_tags: int = 300  # tags whose payloads are captured for the floor
     verify_tags: int = 20  # tags whose extracted rows are compared with ground truth

@@ -1,7 +1,9 @@
-"""`pi-platform bench batch|stream`: rerunnable performance figures, written as JSON and printed as a table.
+"""`pi-platform bench batch|stream|alerts|chaos`: rerunnable figures, written as JSON and printed.
 
     pi-platform bench batch --tags 1000 --tags 10000 --out bench-results/batch.json
     pi-platform bench stream
+    pi-platform bench alerts --tags 1000 --hours 24
+    pi-platform bench chaos --duration 300
 """
 
 import argparse
@@ -9,6 +11,7 @@ import json
 from datetime import date, datetime
 from pathlib import Path
 
+from pi_platform.client.config import DEFAULT_PAGE_SIZE
 from pi_platform.errors import ConfigError
 from pi_platform.pitime import parse_time
 
@@ -23,7 +26,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     batch.add_argument("--values-per-minute", type=float, default=1.0, help="per tag (default 1: 1,440 values a day)")
     batch.add_argument("--edge-tags", action="store_true", help="add the simulator's edge-case tags")
     batch.add_argument("--max-concurrency", type=int, default=8, help="client concurrent requests (default 8)")
-    batch.add_argument("--page-size", type=int, default=10_000, help="recorded maxCount (default 10000)")
+    batch.add_argument("--page-size", type=int, default=DEFAULT_PAGE_SIZE, help=f"recorded maxCount (default {DEFAULT_PAGE_SIZE})")
     batch.add_argument("--max-requests-per-second", type=float, default=0.0, help="client rate limit (0: none)")
     batch.add_argument("--floor-tags", type=int, default=300, help="tags whose payloads measure the parse floor")
     batch.add_argument("--verify-tags", type=int, default=20, help="tags checked against ground truth")
@@ -36,11 +39,30 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     stream.add_argument("--live-seconds", type=float, help="how long latency is measured on live channels")
     stream.add_argument("--live-tags", type=int, help="tags subscribed in the live measurement")
     stream.add_argument("--work-dir", help="where the temporary lake and state go (default: system temp)")
+    alerts = sub.add_parser("alerts", help="false alarms and detection delays of the stale-tag check over a plant day")
+    alerts.add_argument("--out", default="bench-results/alerts.json", help="JSON report path")
+    alerts.add_argument("--tags", type=int, default=1000, help="regular tags (at least 200: two interfaces)")
+    alerts.add_argument("--hours", type=float, default=24.0, help="simulated span (at least 11 h for the 4 failures)")
+    alerts.add_argument("--step", type=float, default=30.0, help="seconds between snapshot polls (default 30)")
+    alerts.add_argument("--flat-fraction", type=float, default=0.5, help="share of flat, setpoint-like tags")
+    alerts.add_argument("--http-minutes", type=float, default=60.0, help="span also judged over HTTP (default 60)")
+    alerts.add_argument("--seed", type=int, default=42)
+    chaos = sub.add_parser("chaos", help="kill -9, channel drops, REST storms and a bad tag at once; values lost/doubled")
+    chaos.add_argument("--out", default="bench-results/chaos.json", help="JSON report path")
+    chaos.add_argument("--duration", type=float, default=300.0, help="seconds of fault injection (default 300)")
+    chaos.add_argument("--seed", type=int, default=7, help="seeds the fault schedule")
+    chaos.add_argument("--tags", type=int, default=6, help="regular tags per collector, EDGE tags added (default 6)")
+    chaos.add_argument("--values-per-minute", type=float, default=600.0, help="per tag (default 600)")
+    chaos.add_argument("--work-dir", help="where the lakes and state go (default: a temporary directory)")
 
 
 def run(args: argparse.Namespace) -> int:
     if args.bench == "batch":
         return _batch(args)
+    if args.bench == "alerts":
+        return _alerts(args)
+    if args.bench == "chaos":
+        return _chaos(args)
     return _stream(args)
 
 
@@ -100,6 +122,38 @@ def _stream(args: argparse.Namespace) -> int:
     print(json.dumps({k: v for k, v in result.items() if k != "machine"}, indent=2))
     print(f"report: {args.out}")
     return 0
+
+
+def _alerts(args: argparse.Namespace) -> int:
+    from pi_platform.bench.alerts import AlertSettings, format_report, run_alerts, targets_met
+
+    settings = AlertSettings(tags=args.tags, hours=args.hours, step_s=args.step, flat_fraction=args.flat_fraction,
+                             http_minutes=args.http_minutes, seed=args.seed)
+    result = run_alerts(settings)
+    _write(args.out, result)
+    print(format_report(result))
+    print(f"targets {'met' if targets_met(result) else 'NOT met'}; report: {args.out}")
+    return 0 if targets_met(result) else 1
+
+
+def _chaos(args: argparse.Namespace) -> int:
+    import tempfile
+
+    from pi_platform.bench.chaos import ChaosSettings, format_report, lost_nothing, run_chaos
+    from pi_platform.simulator.config import SimulatorConfig
+    from pi_platform.simulator.server import SimulatorServer
+
+    settings = ChaosSettings(duration_s=args.duration, seed=args.seed, tags=args.tags)
+    sim = SimulatorServer(SimulatorConfig(n_tags=max(args.tags + 8, 12), values_per_minute=args.values_per_minute)).start()
+    try:
+        with tempfile.TemporaryDirectory(dir=args.work_dir, prefix="pi-chaos-") as work:
+            result = run_chaos(settings, sim, Path(work), say=lambda line: print(f"  {line}", flush=True))
+    finally:
+        sim.stop()
+    _write(args.out, result)
+    print(format_report(result))
+    print(f"{'nothing lost' if lost_nothing(result) else 'VALUES LOST OR DOUBLED'}; report: {args.out}")
+    return 0 if lost_nothing(result) else 1
 
 
 def _write(path: str, data: dict) -> None:

@@ -17,6 +17,7 @@ from collections import Counter
 from datetime import date, timedelta
 
 from pi_platform.bench.procstat import self_cpu, self_peak_rss_bytes, self_rss_bytes
+from pi_platform.client.config import DEFAULT_PAGE_SIZE
 
 
 class WarningCounter(logging.Handler):
@@ -51,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--day", required=True, type=date.fromisoformat)
     parser.add_argument("--web-ids", required=True, help="file with one WebID per line")
     parser.add_argument("--max-concurrency", type=int, default=8)
-    parser.add_argument("--page-size", type=int, default=10_000)
+    parser.add_argument("--page-size", type=int, default=DEFAULT_PAGE_SIZE)
     parser.add_argument("--max-requests-per-second", type=float, default=0.0, help="0: no client-side limit")
     parser.add_argument("--exit-with-parent", action="store_true", help="exit when stdin closes (the benchmark died)")
     args = parser.parse_args(argv)

@@ -21,6 +21,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from pi_platform.client.columns import StreamPage, build_batch
+from pi_platform.client.config import DEFAULT_PAGE_SIZE
 from pi_platform.client.recorded import url_groups
 from pi_platform.pitime import format_time
 from pi_platform.value_columns import TIMESTAMP, VALUE_SCHEMA, sort_values
@@ -50,7 +51,7 @@ class FloorFigures:
         }
 
 
-def capture(base_url: str, web_ids: list[str], day: date, *, page_size: int = 10_000, max_url_length: int = 4096) -> list[bytes]:
+def capture(base_url: str, web_ids: list[str], day: date, *, page_size: int = DEFAULT_PAGE_SIZE, max_url_length: int = 4096) -> list[bytes]:
     """Raw bodies of the streamsets/recorded requests the client makes for these tags and day."""
     start = datetime.combine(day, dtime(0), tzinfo=timezone.utc)
     end = start + timedelta(days=1)

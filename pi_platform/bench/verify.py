@@ -16,13 +16,18 @@ from pi_platform.value_columns import VALUE_SCHEMA, sort_values
 
 
 def ground_truth(spec: SimulatorSpec, web_ids: list[str], day: date) -> pa.Table:
-    """What /recorded holds for these tags over the day (boundary Inside), in VALUE_SCHEMA, sorted."""
+    """What the day's partition must hold for these tags, in VALUE_SCHEMA, sorted: PI's recorded values of
+    [midnight, next midnight). PI's range includes both ends, but a value stamped exactly at the next midnight
+    belongs to the next day's partition (the extraction stores it there), so it is not expected here."""
     plant = Plant(spec.seed, spec.n_tags, spec.values_per_minute, edge_tags=spec.edge_tags, now=spec.now,
                   event_frames=False)
     start = datetime.combine(day, time(0), tzinfo=timezone.utc)
     end = start + timedelta(days=1)
     tables = [plant.recorded(web_id, start, end) for web_id in web_ids]
-    return sort_values(pa.concat_tables(tables)) if tables else VALUE_SCHEMA.empty_table()
+    if not tables:
+        return VALUE_SCHEMA.empty_table()
+    values = pa.concat_tables(tables)
+    return sort_values(values.filter(pc.less(values["timestamp"], pa.scalar(end, values["timestamp"].type))))
 
 
 def extracted(table_uri: str, web_ids: list[str]) -> pa.Table:

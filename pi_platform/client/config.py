@@ -23,6 +23,8 @@ ENV_PREFIX = "PI_WEBAPI_"
 _SECRET_FIELDS = {"password", "token"}
 # PI Web API's MaxReturnedItemsPerCall default; a maxCount above it is answered with 400.
 SERVER_MAX_ITEMS = 150_000
+# maxCount of recorded reads: a tenth of the server's cap keeps one response small enough to parse as it streams.
+DEFAULT_PAGE_SIZE = 10_000
 
 
 class PIWebAPIConfig(BaseModel):
@@ -43,7 +45,7 @@ class PIWebAPIConfig(BaseModel):
     backoff_max_s: float = Field(30.0, ge=0)
     max_concurrency: int = Field(8, ge=1, le=256)
     max_requests_per_second: float | None = Field(50.0, gt=0, description="None (or 0, 'none') = no client-side limit")
-    page_size: int = Field(10_000, ge=1, le=SERVER_MAX_ITEMS, description="maxCount per recorded request")
+    page_size: int = Field(DEFAULT_PAGE_SIZE, ge=1, le=SERVER_MAX_ITEMS, description="maxCount per recorded request")
     server_max_items: int = Field(SERVER_MAX_ITEMS, ge=1, description="the server's MaxReturnedItemsPerCall")
     list_page_size: int = Field(1000, ge=1, le=SERVER_MAX_ITEMS, description="maxCount for list endpoints")
     max_url_length: int = Field(4096, ge=256, description="split multi-stream reads to keep URLs below this")

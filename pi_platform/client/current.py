@@ -96,8 +96,8 @@ async def point_attributes(transport: Transport, web_ids: Sequence[str],
         answers = await transport.post("batch", requests)
         for i, web_id in enumerate(chunk):
             point, attributes = answers.get(f"p{i}") or {}, answers.get(f"a{i}") or {}
-            bad = next((a for a in (point, attributes) if a.get("Status") != 200 or not isinstance(a.get("Content"), dict)),
-                       None)
+            bad = next((a for a in (point, attributes)
+                        if a.get("Status") != 200 or not isinstance(a.get("Content"), dict)), None)
             if bad is not None:
                 errors[web_id] = f"HTTP {bad.get('Status')}: {error_text(bad.get('Content'))}"
                 continue

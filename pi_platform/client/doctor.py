@@ -41,6 +41,16 @@ def run(args: argparse.Namespace) -> int:
 async def diagnose(config: PIWebAPIConfig, out: TextIO | None = None) -> int:
     """Run the checks, print findings; return 0 when everything answered, 1 otherwise."""
     out = out or sys.stdout
+    problems = await find_problems(config, out)
+    for problem in problems:
+        print(f"problem: {problem}", file=out)
+    print("OK" if not problems else f"{len(problems)} problem(s) found", file=out)
+    return 1 if problems else 0
+
+
+async def find_problems(config: PIWebAPIConfig, out: TextIO) -> list[str]:
+    """The checks themselves: findings go to `out`, problems (one line each) are returned. `pi-platform up`
+    runs them as its preflight, with a short timeout and its findings discarded."""
     problems: list[str] = []
     reachable = True
     print(f"PI Web API {config.url} (auth: {config.auth}, TLS verify: {config.verify_tls})", file=out)
@@ -57,10 +67,7 @@ async def diagnose(config: PIWebAPIConfig, out: TextIO | None = None) -> int:
         if reachable:
             await _data_servers(pi, out, problems)
             await _asset_servers(pi, out, problems)
-    for problem in problems:
-        print(f"problem: {problem}", file=out)
-    print("OK" if not problems else f"{len(problems)} problem(s) found", file=out)
-    return 1 if problems else 0
+    return problems
 
 
 async def _identity(pi: PIWebAPIClient, out: TextIO) -> None:

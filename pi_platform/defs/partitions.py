@@ -4,12 +4,13 @@
 it; a run's window is always whole UTC days, so Delta range predicates line up with partitions exactly.
 """
 
-from datetime import timezone
+from datetime import timedelta, timezone
 
 import dagster as dg
 
 from pi_platform import settings
 from pi_platform.batch.window import DayWindow
+from pi_platform.errors import PlatformError
 
 daily_partitions = dg.DailyPartitionsDefinition(
     start_date=settings.partitions_start(), timezone="UTC", end_offset=1
@@ -17,7 +18,17 @@ daily_partitions = dg.DailyPartitionsDefinition(
 
 
 def run_window(context: dg.AssetExecutionContext | dg.OpExecutionContext) -> DayWindow:
-    """The UTC days the run covers (its partition key range)."""
+    """The UTC days the run covers (its partition key range). A range that is reversed or outside the partitions
+    (possible from `dagster asset materialize --partition-range`) is a `PlatformError`, which `user_errors` turns
+    into a one-line run failure before anything is written; unchecked, it failed deep inside validation or in
+    Dagster's own bookkeeping, with a traceback."""
     window = context.partition_time_window
-    start, end = window.start.astimezone(timezone.utc), window.end.astimezone(timezone.utc)
-    return DayWindow(start.date(), end.date())
+    start, end = window.start.astimezone(timezone.utc).date(), window.end.astimezone(timezone.utc).date()
+    last = end - timedelta(days=1)
+    if end <= start:
+        raise PlatformError(f"partition range {start}...{last} ends before it starts: write the earlier day first")
+    first_key, last_key = daily_partitions.get_first_partition_key(), daily_partitions.get_last_partition_key()
+    if start.isoformat() < str(first_key) or last.isoformat() > str(last_key):
+        raise PlatformError(f"partitions {start}...{last} are outside {first_key}...{last_key} "
+                            "(PI_PARTITIONS_START to today, UTC): pick days in that range")
+    return DayWindow(start, end)

@@ -11,6 +11,7 @@ import os
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
+from pi_platform import settings
 from pi_platform.errors import ConfigError
 from pi_platform.pitime import PITimeError, parse_time
 from pi_platform.simulator.failures import Failure
@@ -22,7 +23,7 @@ AUTH_CHOICES = ("anonymous", "basic", "bearer", "basic,bearer")
 
 @dataclass
 class SimulatorConfig:
-    host: str = "127.0.0.1"
+    host: str = settings.SIMULATOR_HOST
     port: int = 0  # 0 = pick a free port
     seed: int = 42
     n_tags: int = 1000
@@ -82,12 +83,12 @@ def _env(name: str, default: str | None = None) -> str | None:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--host", default=_env("HOST", "127.0.0.1"), help="address to bind (env PISIM_HOST)")
+    parser.add_argument("--host", default=_env("HOST", settings.SIMULATOR_HOST), help="address to bind (env PISIM_HOST)")
     parser.add_argument(
         "--port",
         type=int,
-        default=int(_env("PORT", "8765") or 8765),
-        help="port, 0 for a free one (env PISIM_PORT, default 8765)",
+        default=int(_env("PORT") or settings.SIMULATOR_PORT),
+        help=f"port, 0 for a free one (env PISIM_PORT, default {settings.SIMULATOR_PORT})",
     )
     parser.add_argument("--seed", type=int, default=int(_env("SEED", "42") or 42), help="plant seed (env PISIM_SEED)")
     parser.add_argument(
@@ -106,7 +107,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--auth",
         default=_env("AUTH", "anonymous"),
         choices=AUTH_CHOICES,
-        help="required authentication (env PISIM_AUTH)",
+        metavar="MODE",
+        help="authentication clients must use: anonymous, basic, bearer, or basic,bearer for either "
+        "(env PISIM_AUTH, default anonymous)",
     )
     parser.add_argument("--username", default=_env("USERNAME", "pisim"), help="Basic user (env PISIM_USERNAME)")
     parser.add_argument("--password", default=None, help="Basic password (prefer env PISIM_PASSWORD)")

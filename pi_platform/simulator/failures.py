@@ -15,11 +15,12 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 import numpy as np
 
 from pi_platform.errors import ConfigError
-from pi_platform.pitime import format_time, from_us, parse_time, to_us
+from pi_platform.pitime import PITimeError, format_time, from_us, parse_time, to_us
 from pi_platform.simulator.catalog import Catalog, Point
 from pi_platform.simulator.values import NEVER, Block, system_block
 
@@ -79,8 +80,11 @@ class Failure:
                 f"bad failure {data!r}: need kind ({'|'.join(KINDS)}), target, at, optional mode "
                 f"({'|'.join(MODES)}) and until"
             )
-        start = to_us(parse_time(data["at"], now=now))
-        end = to_us(parse_time(data["until"], now=now)) if data.get("until") else NEVER
+        try:
+            start = to_us(parse_time(data["at"], now=now))
+            end = to_us(parse_time(data["until"], now=now)) if data.get("until") else NEVER
+        except PITimeError as exc:
+            raise FailureError(f"bad failure {data!r}: {exc}") from None
         if end < start or (kind == DELETE and (end != NEVER or mode != SILENT)):
             raise FailureError(f"bad failure {data!r}: until before at, or a delete with a mode or an end")
         return cls(kind, str(data["target"]), mode, start, end)
@@ -115,7 +119,7 @@ class Failures:
             raise FailureError(f"unknown mode {failure.mode!r}; use one of {', '.join(MODES)}")
         key, index = self._index(failure.kind, failure.target)
         with self._lock:
-            existing = index.setdefault(key, [])  # type: ignore[call-overload]
+            existing = index.setdefault(key, [])
             if any(f.is_open and f.kind in (failure.kind, DELETE) for f in existing):
                 return False
             existing.append(failure)
@@ -126,12 +130,13 @@ class Failures:
         """End the open failure of that kind on target at `at` (the failure if there was one)."""
         key, index = self._index(kind, target)
         with self._lock:
-            failure = next((f for f in index.get(key, ()) if f.is_open and f.kind == kind), None)  # type: ignore[attr-defined]
+            failure = next((f for f in index.get(key, ()) if f.is_open and f.kind == kind), None)
             if failure is not None:
                 failure.end_us = max(at_us, failure.start_us)
         return failure
 
-    def _index(self, kind: str, target: str) -> tuple[object, dict]:
+    def _index(self, kind: str, target: str) -> "tuple[int | str, dict[Any, list[Failure]]]":
+        """The key and index a failure of that kind on that target lives in (unknown targets raise)."""
         if kind == INTERFACE:
             if target not in self.catalog.interfaces:
                 raise FailureError(f"unknown interface (pointsource) {target!r}")

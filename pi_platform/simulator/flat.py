@@ -36,15 +36,21 @@ class FlatSeries:
         self._cache: OrderedDict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = OrderedDict()
         self._cache_size = cache_periods
         self._lock = threading.Lock()
+        self._params: dict[int, tuple[np.uint64, float]] = {}  # per tag: hash key, mean hold (s)
 
     def mean_hold_s(self, point: Point) -> float:
-        u = hashrng.uniform1(self.seed, point.index, _SALT_HOLD)
-        return float(MIN_HOLD_S * (MAX_HOLD_S / MIN_HOLD_S) ** u)
+        return self._tag(point)[1]
+
+    def _tag(self, point: Point) -> tuple[np.uint64, float]:
+        params = self._params.get(point.index)
+        if params is None:
+            u = hashrng.uniform1(self.seed, point.index, _SALT_HOLD)
+            hold = float(MIN_HOLD_S * (MAX_HOLD_S / MIN_HOLD_S) ** u)
+            params = self._params[point.index] = (hashrng.key(self.seed, point.index), hold)
+        return params
 
     def events(self, point: Point, start_us: int, end_us: int, grid_s: int) -> Block:
-        """Changes and grid instants (every grid_s) in [start, end], each carrying the level at that time."""
-        if end_us < start_us:
-            return _block(point, np.zeros(0, np.int64), np.zeros(0))
+        """Changes and grid instants (every grid_s) in [start, end] (start <= end), each with the level then."""
         change_ts, levels = self._changes_between(point, start_us, end_us)
         step = grid_s * 1_000_000
         grid = np.arange(-(-start_us // step) * step, end_us + 1, step, dtype=np.int64)
@@ -87,8 +93,8 @@ class FlatSeries:
         return found
 
     def _generate(self, point: Point, period: int) -> tuple[np.ndarray, np.ndarray]:
-        tag_key = hashrng.key(self.seed, point.index)
-        per_bucket = 3600.0 / self.mean_hold_s(point)
+        tag_key, hold_s = self._tag(point)
+        per_bucket = 3600.0 / hold_s
         buckets = period * (PERIOD_US // HOUR_US) + np.arange(PERIOD_US // HOUR_US, dtype=np.int64)
         u_count = hashrng.uniform(tag_key ^ np.uint64(_SALT_COUNT), buckets)
         u_round = hashrng.uniform(tag_key ^ np.uint64(_SALT_ROUND), buckets)

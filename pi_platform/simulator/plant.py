@@ -239,9 +239,10 @@ class Plant:
             raise ObjectNotFound(name)
         return point
 
-    def is_deleted(self, point: Point, now_us: int | None = None) -> bool:
+    def is_deleted(self, point: Point) -> bool:
+        """Deleted by now (a deletion scheduled for later leaves the point known until then)."""
         deleted_at = self.failure_log.deleted_at(point)
-        return deleted_at is not None and deleted_at <= (self.clock.now_us() if now_us is None else now_us)
+        return deleted_at is not None and deleted_at <= self.clock.now_us()
 
     def compression(self, point: Point) -> Compression:
         """The point's exception/compression attributes (what GET points/{webId}/attributes serves)."""

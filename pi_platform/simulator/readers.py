@@ -8,7 +8,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from pi_platform.simulator.catalog import INTEGER, Point
+from pi_platform.simulator.catalog import Point
 from pi_platform.simulator.plant import Plant
 from pi_platform.simulator.values import HOUR_US, K_NUMBER, NEVER, Block, system_block
 
@@ -154,7 +154,7 @@ def summary(
             widths = np.diff(ts).astype(np.float64)
             left = vs[:-1]
             usable = ~np.isnan(left)
-            if point.kind == INTEGER:
+            if point.step:  # counters and flat setpoints hold their value until the next one
                 area = float(np.sum(left[usable] * widths[usable]))
             else:
                 right = np.where(np.isnan(vs[1:]), left, vs[1:])

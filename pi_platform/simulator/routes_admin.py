@@ -64,23 +64,31 @@ def build_admin(app: "SimulatorApp") -> Starlette:
             raise AdminError(f"unknown mode {mode!r}; use one of {', '.join(MODES)}")
         return {"mode": mode}
 
-    def tag_switch(method: str, done_key: str, with_mode: bool) -> Callable[[Request], Awaitable[JSONResponse]]:
-        """POST handler that pauses (sticks), resumes or deletes the named tags (all answer the same shape)."""
+    def switch(method: str, done_key: str, with_mode: bool = False) -> Callable[[Request], Awaitable[JSONResponse]]:
+        """POST handler calling plant.<method>(subject, at[, mode]): the subject is the interface named by the path
+        (fail/restore) or the tags named by the body (stick, resume, delete); all answer the same shape."""
 
         async def handler(request: Request) -> JSONResponse:
             data = await body(request)
+            pointsource = request.path_params.get("pointsource")
             options = mode_of(data) if with_mode else {}
             try:
-                done = getattr(app.plant, method)(names_of(data), at_of(data), **options)
+                subject = pointsource if pointsource is not None else names_of(data)
+                done = getattr(app.plant, method)(subject, at_of(data), **options)
             except ObjectNotFound as exc:
                 raise AdminError(f"unknown tag {exc.ref!r}") from None
-            return JSONResponse({done_key: done, "all_paused": app.plant.paused(), "at": format_time(app.plant.now())})
+            except FailureError as exc:
+                raise AdminError(str(exc)) from None
+            reply = {done_key: done, "all_paused": app.plant.paused(), "at": format_time(app.plant.now())}
+            return JSONResponse(reply if pointsource is None else {"interface": pointsource, **reply})
 
         return handler
 
-    pause = tag_switch("pause", "paused", with_mode=True)
-    resume = tag_switch("resume", "resumed", with_mode=False)
-    delete = tag_switch("delete", "deleted", with_mode=False)
+    pause = switch("pause", "paused", with_mode=True)
+    resume = switch("resume", "resumed")
+    delete = switch("delete", "deleted")
+    fail_interface = switch("fail_interface", "failed", with_mode=True)
+    restore_interface = switch("restore_interface", "restored")
 
     async def paused(request: Request) -> JSONResponse:
         windows: dict[str, list[list[int | None]]] = {}
@@ -89,24 +97,6 @@ def build_admin(app: "SimulatorApp") -> Starlette:
                 end = None if failure.is_open else failure.end_us
                 windows.setdefault(failure.target, []).append([failure.start_us, end])
         return JSONResponse({"paused": app.plant.paused(), "windows_us": windows})
-
-    def interface_switch(method: str, done_key: str, with_mode: bool) -> Callable[[Request], Awaitable[JSONResponse]]:
-        """POST handler that fails or restores the interface named by the path (every tag of its pointsource)."""
-
-        async def handler(request: Request) -> JSONResponse:
-            data = await body(request)
-            options = mode_of(data) if with_mode else {}
-            pointsource = request.path_params["pointsource"]
-            try:
-                done = getattr(app.plant, method)(pointsource, at_of(data), **options)
-            except FailureError as exc:
-                raise AdminError(str(exc)) from None
-            return JSONResponse({"interface": pointsource, done_key: done, "at": format_time(app.plant.now())})
-
-        return handler
-
-    fail_interface = interface_switch("fail_interface", "failed", with_mode=True)
-    restore_interface = interface_switch("restore_interface", "restored", with_mode=False)
 
     async def interfaces(request: Request) -> JSONResponse:
         down = {f.target: f.as_json() for f in app.plant.failures() if f.kind == INTERFACE and f.is_open}

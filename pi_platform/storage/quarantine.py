@@ -11,15 +11,15 @@ import pyarrow.compute as pc
 
 from pi_platform.storage.store import DeltaStore, TableInfo
 from pi_platform.storage.tables import QUARANTINE
-from pi_platform.value_columns import REJECT_SCHEMA
+from pi_platform.value_columns import as_rejects
 
 
 def quarantine_rows(
     rejects: pa.Table, *, table_name: str, start: date, end: date, run_id: str | None = None
 ) -> pa.Table:
-    """Quarantine-table rows for `rejects` (REJECT_SCHEMA); each is dated by its own timestamp when it has
+    """Quarantine-table rows for `rejects` (REJECT_SCHEMA, or any table with web_id, reason and raw); each is dated by its own timestamp when it has
     one inside [start, end), else by `start`, so it lands in the run's partition range."""
-    rejects = rejects.select(REJECT_SCHEMA.names).cast(REJECT_SCHEMA)
+    rejects = as_rejects(rejects)
     n = rejects.num_rows
     own = pc.cast(rejects["timestamp"], pa.date32())
     inside = pc.and_(pc.greater_equal(own, pa.scalar(start)), pc.less(own, pa.scalar(end)))

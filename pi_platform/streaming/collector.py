@@ -67,6 +67,9 @@ class CollectorConfig:
     status_interval_s: float = 1.0
     snapshots: SnapshotOptions = field(default_factory=SnapshotOptions)  # PI snapshot poll -> tags.json
     subscription_poll_s: float = 1.0
+    # Each commit adds a file; compacting every this many commits keeps the table's file count bounded between
+    # the hourly maintenance runs (0: leave it to them). Runs beside the batcher; lost commit races are retried.
+    compact_every_commits: int = 600
     bad_tag_retry_s: float = 300.0  # how often tags PI refused are tried again
     gap_retry_max_s: float = 60.0  # longest wait between reads of a gap PI keeps failing
 
@@ -111,6 +114,7 @@ class Collector:
         self._client: PIWebAPIClient | None = None
         self._last_commit: Commit | None = None
         self._commits = 0
+        self._compaction: asyncio.Task[None] | None = None
         self._started_at = time.time()
         self._backfill_rows = 0
         self._verified_groups = 0
@@ -158,6 +162,8 @@ class Collector:
                     task.cancel()
                 await asyncio.gather(*self._gap_reads.values(), *self._isolating, return_exceptions=True)
                 await tasks[0]
+                if self._compaction is not None:
+                    await self._compaction
         finally:
             self.wal.close()
             self._write_status(final=True)
@@ -288,7 +294,9 @@ class Collector:
         now_us = int(time.time() * 1e6)
         self.ledger.pin(None, now_us, {})
         subscribed = (state.read_subscription(self.state_dir) or {}).get("web_ids") or []
-        known = [w for w in dict.fromkeys(self.identities.canonical(r) for r in subscribed) if w is not None]
+        # Refs resolved before, or already the key this state directory collects under.
+        canonical = (self.identities.canonical(r) or (r if r in self._since else None) for r in subscribed)
+        known = [w for w in dict.fromkeys(canonical) if w is not None]
         if starts := self._gap_starts(known):
             self.ledger.open("collector restart", starts, now_us)
         for damage in self.wal.damages:
@@ -482,6 +490,9 @@ class Collector:
                       late: pd.MultiIndex) -> None:
         self._last_commit = commit
         self._commits += 1
+        every = self.config.compact_every_commits
+        if every and self._commits % every == 0 and (self._compaction is None or self._compaction.done()):
+            self._compaction = asyncio.create_task(self._compact(), name="compaction")
         rows = plan.rows
         if rows.num_rows:
             grouped = rows.group_by("web_id").aggregate([("timestamp", "max")])
@@ -497,6 +508,13 @@ class Collector:
         stamps = rows["timestamp"].slice(0, plan.fresh_rows).cast(pa.int64()).to_numpy(zero_copy_only=False)
         self.metrics.record(commit.committed_at, commit.rows, commit.committed_at - stamps / 1e6)
         self.wal.truncate_before(commit.wal_offset)
+
+    async def _compact(self) -> None:
+        try:
+            outcome = await asyncio.to_thread(self.sink.store.maintain, self.sink.table)
+            log.info("compacted stream_values: %d small files into %d", outcome["files_removed"], outcome["files_added"])
+        except Exception as exc:  # noqa: BLE001 - compaction is an optimisation; the maintenance job runs anyway
+            log.warning("compaction of stream_values failed (%s); the hourly maintenance job will compact it", exc)
 
     def _remember_reads(self, authoritative: list[reads.AuthoritativeRows], late: pd.MultiIndex) -> None:
         for auth in authoritative:

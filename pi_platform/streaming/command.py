@@ -20,6 +20,7 @@ from pi_platform.client import PIWebAPIConfig
 from pi_platform.errors import ConfigError
 from pi_platform.streaming.channel import ChannelOptions
 from pi_platform.streaming.collector import Collector, CollectorConfig
+from pi_platform.streaming.gaps import iso_us
 from pi_platform.streaming.snapshots import SnapshotOptions
 from pi_platform.streaming.state import read_status
 
@@ -52,6 +53,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="seconds without data or heartbeat before a channel is declared dead")
     parser.add_argument("--max-url-length", type=int, default=4096, help="split WebIds across channels above this")
     parser.add_argument("--include-initial-values", action="store_true", help="ask channels for current values")
+    parser.add_argument("--compact-every", type=int, default=600,
+                        help="compact stream_values every N commits, bounding its file count (0: only the maintenance job)")
     parser.add_argument("--no-fsync", action="store_true", help="do not fsync the WAL (benchmarks only)")
     parser.add_argument("--snapshot-interval", type=float, default=30.0,
                         help="seconds between polls of every tag's PI snapshot, for stale-tag checks (default 30)")
@@ -83,6 +86,7 @@ def run(args: argparse.Namespace) -> int:
         start=args.start,
         correction_lookback_s=args.correction_lookback,
         fsync=not args.no_fsync,
+        compact_every_commits=args.compact_every,
         bad_tag_retry_s=args.bad_tag_retry,
         snapshots=SnapshotOptions(interval_s=args.snapshot_interval, max_requests_per_s=args.snapshot_rate),
     )
@@ -139,8 +143,8 @@ def format_status(status: dict) -> str:
     for problem in status.get("problems") or []:
         lines.append(f"{problem['severity']:<12} {problem['message']}")
     for gap in status.get("gaps") or []:
-        lines.append(f"  gap {gap['id']} ({gap['reason']}): {gap['streams']} streams from {_iso(gap['start_us'])} "
-                     f"to {_iso(gap['end_us']) if gap['end_us'] else 'now (channel down)'}, open "
+        lines.append(f"  gap {gap['id']} ({gap['reason']}): {gap['streams']} streams from {iso_us(gap['start_us'])} "
+                     f"to {iso_us(gap['end_us']) if gap['end_us'] else 'now (channel down)'}, open "
                      f"{now - float(status.get('heartbeat_at') or now) + gap['age_s']:.0f}s, {gap['attempts']} failed "
                      "reads" + (f", last error {gap['last_error']}" if gap.get("last_error") else ""))
     for conn in status.get("connections", []):
@@ -151,10 +155,6 @@ def format_status(status: dict) -> str:
             + (f", last error {conn['last_error_type']}: {conn['last_error']}" if conn.get("last_error") else "")
         )
     return "\n".join(lines) + "\n"
-
-
-def _iso(us: int) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(us / 1e6))
 
 
 def _s(value: float | None) -> str:

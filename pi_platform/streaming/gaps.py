@@ -23,7 +23,7 @@ import random
 import tempfile
 import time
 import uuid
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import orjson
@@ -43,7 +43,7 @@ class Gap:
     attempts: int = 0
     last_error: str | None = None
     next_try_at: float = 0.0
-    connection: str | None = field(default=None)  # the connection whose reopening pins `end_us`
+    connection: str | None = None  # the connection whose reopening pins `end_us`
 
     @property
     def start_us(self) -> int:
@@ -103,7 +103,7 @@ class GapLedger:
         gap = Gap(uuid.uuid4().hex[:12], reason, time.time(), end_us, dict(starts), connection=connection)
         self.gaps[gap.id] = gap
         self._save()
-        log.info("gap %s opened (%s): %d streams from %s", gap.id, reason, len(starts), _iso(gap.start_us))
+        log.info("gap %s opened (%s): %d streams from %s", gap.id, reason, len(starts), iso_us(gap.start_us))
         return gap
 
     def pin(self, connection: str | None, end_us: int, starts: dict[str, int]) -> list[Gap]:
@@ -156,5 +156,6 @@ class GapLedger:
         return [g.summary(now) for g in sorted(self.gaps.values(), key=lambda g: g.opened_at)]
 
 
-def _iso(us: int) -> str:
+def iso_us(us: int) -> str:
+    """Microseconds since the epoch as a UTC second, for log lines and the status screen."""
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(us / 1e6))

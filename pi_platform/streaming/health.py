@@ -10,7 +10,9 @@ from dataclasses import dataclass
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as ds
-from deltalake import DeltaTable
+
+from pi_platform.storage import DeltaStore
+from pi_platform.storage.tables import STREAM_VALUES
 
 
 @dataclass(frozen=True)
@@ -38,15 +40,14 @@ def stream_silence(status: dict | None, newest_received_at: float | None, silent
     return StreamSilence(False, f"rows flowing (newest received {rows_age:.0f}s ago)", heartbeat_age, rows_age)
 
 
-def newest_received_at(table_uri: str, silent_after_s: float, storage_options: dict[str, str] | None = None,
-                       now: float | None = None) -> float | None:
-    """Receive time of the newest row, looking only as far back as silence matters (file statistics prune)."""
+def newest_received_at(store: DeltaStore, silent_after_s: float, now: float | None = None) -> float | None:
+    """Receive time of the newest stream_values row, looking only as far back as silence matters (file
+    statistics prune), on whatever lake the store points at (local or object storage)."""
     now = time.time() if now is None else now
-    if not DeltaTable.is_deltatable(table_uri, storage_options=storage_options):
+    if not store.exists(STREAM_VALUES.name):
         return None
     since = pa.scalar(int((now - 2 * silent_after_s) * 1e6), pa.int64()).cast(pa.timestamp("us", tz="UTC"))
-    dataset = DeltaTable(table_uri, storage_options=storage_options).to_pyarrow_dataset()
-    column = dataset.to_table(columns=["received_at"], filter=ds.field("received_at") >= since)["received_at"]
+    column = store.read(STREAM_VALUES.name, columns=["received_at"], filter=ds.field("received_at") >= since)["received_at"]
     newest = pc.max(column)
     return None if not newest.is_valid else newest.value / 1e6
 

@@ -70,7 +70,8 @@ class SnapshotWatch:
         """One round: refresh due attributes, read PI's clock and every snapshot; update `document`."""
         ids = list(dict.fromkeys(self._web_ids()))
         started = time.time()
-        due = [w for w in ids if started - self._attributes_at.get(w, float("-inf")) > self.options.attributes_refresh_s]
+        refresh = self.options.attributes_refresh_s
+        due = [w for w in ids if started - self._attributes_at.get(w, float("-inf")) > refresh]
         if due:
             found, _ = await client.point_attributes(due)  # failures are retried next round; snapshots say why
             self._points.update(found)

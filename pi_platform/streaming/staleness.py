@@ -111,8 +111,8 @@ def judge_tag(web_id: str, tag: dict, now: float, policy: StalenessPolicy) -> Ve
     bound = compmax + (excmax or 0.0) + policy.channel_margin_s
     if snapshot - channel > bound:
         return verdict(CHANNEL_SILENT, now - channel,
-                       f"snapshot moved {snapshot - channel:.0f}s past the newest channel value (> compmax {compmax:.0f}s"
-                       f" + excmax {excmax or 0:.0f}s + {policy.channel_margin_s:.0f}s)")
+                       f"snapshot moved {snapshot - channel:.0f}s past the newest channel value "
+                       f"(> compmax {compmax:.0f}s + excmax {excmax or 0:.0f}s + {policy.channel_margin_s:.0f}s)")
     return None
 
 
@@ -133,7 +133,8 @@ def judge(published: dict | None, policy: StalenessPolicy, *, now: float | None 
     late = now - polled_at
     overdue = late > policy.poll_stale_after_s
     at = float(published["server_time"]) + (late if overdue else 0.0)
-    problem = f"snapshots last polled {late:.0f}s ago ({published.get('last_error') or 'no error'})" if overdue else None
+    error = published.get("last_error") or "no error"
+    problem = f"snapshots last polled {late:.0f}s ago ({error})" if overdue else None
     verdicts = [v for w, tag in tags.items() if (v := judge_tag(w, tag, at, policy)) is not None]
     return StalenessReport(at, len(tags), verdicts, problem, overdue)
 

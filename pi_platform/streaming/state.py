@@ -3,7 +3,7 @@
     <state_dir>/status.json        what the collector is doing (heartbeat, connections, throughput, commits)
     <state_dir>/subscription.json  the desired subscription: the control channel a sensor writes
     <state_dir>/cursors.json       per stream, where its data starts if it has never been committed
-    <state_dir>/tags.json          per stream, its name, last committed value time and usual interval
+    <state_dir>/tags.json          per stream, PI's snapshot, point attributes and newest committed value time
     <state_dir>/collector.lock     held while a collector runs on this directory
     <state_dir>/wal/               the write-ahead log
 
@@ -100,3 +100,18 @@ class StateLock:
             fcntl.flock(self._fd, fcntl.LOCK_UN)
             os.close(self._fd)
             self._fd = None
+
+
+def process_alive(pid: int) -> bool:
+    """Running and not a zombie (an orphan's exit status may never be reaped inside a container)."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+    except OSError:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        return True

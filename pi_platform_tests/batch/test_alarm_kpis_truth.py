@@ -1,16 +1,14 @@
 """alarm_kpis equals an independent computation on the simulator's ground truth (`kpi_truth`), for a day
 materialised minutes after midnight while alarms are still open, for the same day after they closed (the
-late changes reach it through the `alarm_kpis_late_changes` sensor), and for a quiet day."""
+late changes reach it through the next alarm_kpis run), and for a quiet day."""
 
 from datetime import date, datetime, timedelta, timezone
 
 import dagster as dg
 import pytest
 
-from pi_platform.defs.definitions import defs
-from pi_platform.defs.events.assets import LATE_TAG
 from pi_platform_tests.batch import kpi_truth
-from pi_platform_tests.batch.conftest import DAY, NOW, Runner
+from pi_platform_tests.batch.conftest import DAY, Runner
 
 EVENTS = ("af_elements", "event_frames", "alarms", "alarm_kpis")
 NEXT = DAY + timedelta(days=1)
@@ -35,17 +33,19 @@ def assert_equal(got: dict, want: dict, skip: tuple[str, ...] = ()) -> None:
         assert got[field] == expected, field
 
 
-def follow_late_changes(runner: Runner, cursor: str | None) -> tuple[list[str], str | None]:
-    """One tick of the sensor, then the runs it asks for, as the daemon would launch them."""
-    sensor = defs.resolve_sensor_def("alarm_kpis_late_changes")
-    tick = sensor.evaluate_tick(dg.build_sensor_context(instance=runner.instance, cursor=cursor, definitions=defs))
-    for request in tick.run_requests:
-        result = dg.materialize(
-            [defs.get_assets_def("alarm_kpis")], resources=runner.resources, instance=runner.instance,
-            partition_key=request.partition_key, tags=request.tags,
-        )
-        assert result.success and request.tags[LATE_TAG]
-    return [r.partition_key for r in tick.run_requests], tick.cursor
+def check_metadata(result: dg.ExecuteInProcessResult, check: str, key: str) -> list[str]:
+    evaluation = next(e for e in result.get_asset_check_evaluations() if e.check_name == check)
+    assert evaluation.passed
+    return evaluation.metadata[key].value
+
+
+def refreshed_days(result: dg.ExecuteInProcessResult) -> list[str]:
+    """The days outside the run that alarm_kpis recomputed, as its check shows them; each also got a
+    materialisation of its own partition."""
+    days = check_metadata(result, "late_changes_followed", "recomputed_days")
+    partitions = {m.partition for m in result.get_asset_materialization_events() if m.asset_key.to_user_string() == "alarm_kpis"}
+    assert set(days) <= partitions
+    return days
 
 
 def test_open_alarms_just_after_midnight_then_closed(make_simulator, tmp_path, instance):
@@ -68,20 +68,17 @@ def test_open_alarms_just_after_midnight_then_closed(make_simulator, tmp_path, i
     assert_equal(stored_kpis(runner, DAY), want, skip=("chattering_sources", "chattering_count"))
 
     # Today's refresh reads the next day: its alarms complete the burst that crossed midnight.
-    assert runner.materialize(EVENTS, day=NEXT).success
-    refreshed, cursor = follow_late_changes(runner, None)
-    assert refreshed == [DAY.isoformat()]
+    result = runner.materialize(EVENTS, day=NEXT)
+    assert result.success and refreshed_days(result) == [DAY.isoformat()]
     assert_equal(stored_kpis(runner, DAY), want)
 
     # Hours later the open alarms have closed and more were acknowledged: a refresh of today re-reads them,
-    # and the sensor recomputes the day they belong to.
+    # and recomputes the day they belong to.
     plant.clock.set(frozen=at(NEXT, 12))
     result = runner.materialize(EVENTS, day=NEXT)
     assert result.success
-    check = next(e for e in result.get_asset_check_evaluations() if e.check_name == "kpi_days_to_refresh")
-    assert DAY.isoformat() in check.metadata["late_kpi_days"].value  # the check shows the days to refresh
-    refreshed, cursor = follow_late_changes(runner, cursor)
-    assert DAY.isoformat() in refreshed
+    assert DAY.isoformat() in check_metadata(result, "kpi_days_to_refresh", "late_kpi_days")
+    assert refreshed_days(result) == [DAY.isoformat()]
     after = kpi_truth.kpis(kpi_truth.alarms(plant, DAY), DAY)
     assert after != want  # acknowledgements and ends did change the day
     assert_equal(stored_kpis(runner, DAY), after)
@@ -89,7 +86,7 @@ def test_open_alarms_just_after_midnight_then_closed(make_simulator, tmp_path, i
     still_open = {plant.events.web_id(f) for f in plant.events.frames(at(DAY), at(NEXT)) if f.is_open(now)}
     alarms = {r["web_id"]: r for r in runner.table("alarms").to_pylist()}
     assert open_now - still_open and all(alarms[w]["is_active"] == (w in still_open) for w in open_now)
-    assert follow_late_changes(runner, cursor)[0] == []  # nothing is requested twice
+    assert refreshed_days(runner.materialize(EVENTS, day=NEXT)) == []  # nothing changed: nothing recomputed
 
 
 def test_day_after_its_alarms_closed(make_runner, plain_simulator):

@@ -50,11 +50,13 @@ def test_today_refresh_targets_today():
     assert set(defs.resolve_job_def("pi_today").asset_layer.executable_asset_keys) >= {dg.AssetKey("recorded_values")}
 
 
-def test_freshness_sensor_evaluates():
+def test_freshness_sensor_evaluates_without_a_run():
     sensor = defs.resolve_sensor_def("pi_freshness_checks_sensor")
     with dg.instance_for_test() as instance:
         result = sensor.evaluate_tick(dg.build_sensor_context(instance=instance, definitions=defs))
-    assert result.run_requests and result.run_requests[0].asset_check_keys
+    assert not result.run_requests
+    assert {e.asset_key.to_user_string() for e in result.asset_events} == {"recorded_values", "event_frames"}
+    assert all(not e.passed and e.description == "never materialised" for e in result.asset_events)
 
 
 def test_maintenance_job_compacts_every_table(tmp_path):
@@ -108,9 +110,9 @@ def test_maintenance_schedule_requests_the_maintenance_job():
 
 
 def run_freshness_checks(runner) -> dict[str, dg.AssetCheckEvaluation]:
-    from pi_platform.defs.calendar.freshness import freshness_checks
+    from pi_platform.defs.calendar.freshness import FRESHNESS_CHECKS
 
-    keys = {key for checks in freshness_checks for key in checks.check_keys}
+    keys = {key for checks in FRESHNESS_CHECKS for key in checks.check_keys}
     job = defs.resolve_implicit_global_asset_job_def().get_subset(asset_selection=set(), asset_check_selection=keys)
     result = job.execute_in_process(instance=runner.instance, resources=runner.resources)
     return {e.asset_key.to_user_string(): e for e in result.get_asset_check_evaluations()}

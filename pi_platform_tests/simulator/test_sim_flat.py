@@ -14,7 +14,7 @@ from pi_platform.pitime import format_time
 from pi_platform.value_columns import sort_values
 from pi_platform_tests.simulator.support import FROZEN_NOW, items_to_table
 
-DAY_AGO = FROZEN_NOW - timedelta(days=2)
+TWO_DAYS_AGO = FROZEN_NOW - timedelta(days=2)
 
 
 def _ts(text: str) -> datetime:
@@ -37,10 +37,10 @@ def test_flat_archive_has_gaps_up_to_compmax_while_snapshot_moves_every_excmax(m
     c = plant.compression(tag)
     assert (c.excmax_s, c.compmax_s) == (600, 28_800)
     with httpx.Client(base_url=sim.base_url + "/") as http:
-        params = {"startTime": format_time(DAY_AGO), "endTime": format_time(FROZEN_NOW), "maxCount": 10_000}
+        params = {"startTime": format_time(TWO_DAYS_AGO), "endTime": format_time(FROZEN_NOW), "maxCount": 10_000}
         items = http.get(f"streams/{tag.web_id}/recorded", params=params).json()["Items"]
         table = items_to_table(items, tag.web_id, tag.name, tag.units)
-        assert table.equals(plant.recorded(tag.web_id, DAY_AGO, FROZEN_NOW))
+        assert table.equals(plant.recorded(tag.web_id, TWO_DAYS_AGO, FROZEN_NOW))
         stamps = [_ts(i["Timestamp"]) for i in items]
         values = [i["Value"] for i in items]
         gaps = [(b - a).total_seconds() for a, b in zip(stamps, stamps[1:])]
@@ -88,7 +88,7 @@ def test_point_attributes_are_served_and_match_observed_rates(make_simulator, va
     assert {p.name for p in plant.interfaces()["Area0001"]} == {p.name for p in plant.points[:100]}
     # Continuous tags archive every scan: no deviation, snapshot (= archive) never older than excmax.
     assert (c["excdev"], c["compdev"], c["excdevpercent"], c["compdevpercent"]) == (0, 0, 0, 0)
-    day = plant.recorded(continuous.web_id, DAY_AGO, FROZEN_NOW)["timestamp"].to_pylist()
+    day = plant.recorded(continuous.web_id, TWO_DAYS_AGO, FROZEN_NOW)["timestamp"].to_pylist()
     gaps = [(b - a).total_seconds() for a, b in zip(day, day[1:])]
     assert max(gaps) <= c["excmax"] and c["compmax"] >= c["excmax"] >= 600
     scan_classes = (1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600)
@@ -97,7 +97,7 @@ def test_point_attributes_are_served_and_match_observed_rates(make_simulator, va
     # Flat tags: deviations below the smallest change they ever make, percentages of span.
     assert 0 < f["excdev"] < f["compdev"] and f["excmax"] == 600 and f["compmax"] == 28_800
     assert abs(f["compdevpercent"] - 100 * f["compdev"] / f["span"]) < 1e-6
-    levels = pc.unique(plant.recorded(flat.web_id, DAY_AGO, FROZEN_NOW)["value"]).to_pylist()
+    levels = pc.unique(plant.recorded(flat.web_id, TWO_DAYS_AGO, FROZEN_NOW)["value"]).to_pylist()
     steps = [abs(a - b) for i, a in enumerate(levels) for b in levels[i + 1 :]]
     assert min(steps) > f["compdev"] and f["step"] == 1
 

@@ -1,4 +1,5 @@
-"""Streaming test helpers: a real TCP proxy that can stall live connections, a collector subprocess, a webhook sink.
+"""Streaming test helpers: a real TCP proxy that can stall live connections, a webhook sink, ground-truth comparison;
+the collector subprocess and table readers come from pi_platform.bench.chaos (shared with `bench chaos`).
 
 The proxy makes a "stalled channel" real: the socket stays open and nothing flows (not even pongs), which is
 what a hung PI Web API data pipe or a half-dead network path looks like to the collector.
@@ -7,22 +8,14 @@ what a hung PI Web API data pipe or a half-dead network path looks like to the c
 import asyncio
 import http.server
 import json
-import os
-import signal
-import subprocess
-import sys
 import threading
-import time
-from collections.abc import Callable
-from datetime import datetime, timezone
+from datetime import datetime
 from pathlib import Path
 
-import pyarrow as pa
-import pyarrow.compute as pc
-from deltalake import DeltaTable
+from pi_platform.bench.chaos import CollectorProcess, stream_rows, table_values, utc, wait_until
 
-from pi_platform.streaming.state import read_status
-from pi_platform.value_columns import VALUE_SCHEMA, sort_values
+__all__ = ["CollectorProcess", "StallingProxy", "WebhookSink", "doubled_keys", "mismatches", "stream_rows",
+           "table_values", "utc", "wait_until"]
 
 
 class StallingProxy:
@@ -96,80 +89,6 @@ class StallingProxy:
         self._thread.join(5)
 
 
-
-
-class CollectorProcess:
-    """`pi-platform stream` as a real subprocess in its own session (so kill -9 hits only it)."""
-
-    def __init__(self, state_dir: Path, delta_root: Path, url: str, extra: list[str]) -> None:
-        self.state_dir = state_dir
-        self.command = [sys.executable, "-m", "pi_platform.cli", "stream", "--state-dir", str(state_dir),
-                        "--delta-root", str(delta_root), "--url", url, *extra]
-        self.process: subprocess.Popen | None = None
-        self.log = state_dir.parent / "collector.log"
-
-    def start(self) -> "CollectorProcess":
-        self.state_dir.mkdir(parents=True, exist_ok=True)
-        with open(self.log, "ab") as log:
-            self.process = subprocess.Popen(self.command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-                                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
-        return self
-
-    def kill9(self) -> None:
-        assert self.process is not None
-        os.killpg(self.process.pid, signal.SIGKILL)
-        self.process.wait(10)
-
-    def terminate(self, timeout: float = 60) -> int:
-        assert self.process is not None
-        self.process.send_signal(signal.SIGTERM)
-        try:
-            return self.process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.kill9()
-            raise
-
-    def cleanup(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait(10)
-
-    def status(self) -> dict:
-        return read_status(self.state_dir) or {}
-
-
-
-
-def wait_until(predicate: Callable[[], object], timeout: float, what: str, interval: float = 0.25) -> object:
-    """Poll until `predicate()` is truthy (a deadline, not a timing assertion)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(interval)
-
-
-def table_values(delta_root: Path | str, storage_options: dict[str, str] | None = None) -> pa.Table:
-    """stream_values of a local lake directory or an object-store root (with its delta-rs options)."""
-    uri = f"{str(delta_root).rstrip('/')}/stream_values"
-    if not DeltaTable.is_deltatable(uri, storage_options=storage_options):
-        return VALUE_SCHEMA.empty_table()
-    table = DeltaTable(uri, storage_options=storage_options).to_pyarrow_table()
-    return table.select(VALUE_SCHEMA.names).cast(VALUE_SCHEMA)
-
-
-def stream_rows(table: pa.Table, web_id: str, start_us: int, end_us: int) -> pa.Table:
-    ts = table["timestamp"].cast(pa.int64())
-    mask = pc.and_(pc.equal(table["web_id"], web_id),
-                   pc.and_(pc.greater_equal(ts, start_us), pc.less_equal(ts, end_us)))
-    return sort_values(table.filter(mask))
-
-
-def utc(us: int) -> datetime:
-    return datetime.fromtimestamp(us / 1e6, timezone.utc)
 
 
 def mismatches(plant, delta_root: Path | str, windows: dict[str, tuple[int, int]], now: datetime,

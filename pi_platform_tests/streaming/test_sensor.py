@@ -1,6 +1,6 @@
 """The stream_collector sensor on a real instance: it starts the collector, pushes the subscription, reports
-commits, fails the stale-tag check for a tag the simulator pauses (alerting through a real webhook), passes
-again on resume, and restarts a collector whose heartbeat stopped."""
+commits, fails the stale-tag check for a tag the simulator sticks once PI's clock passes its excmax (alerting
+through a real webhook), passes again on resume, and restarts a collector whose heartbeat stopped."""
 
 import os
 import signal
@@ -11,7 +11,7 @@ import httpx
 import pytest
 from streaming_helpers import wait_until
 
-from pi_platform.defs.streaming import build_defs
+from pi_platform.defs.streaming.definitions import build_defs
 from pi_platform.defs.streaming.checks import STREAM_FLOWING, TAGS_FRESH
 from pi_platform.defs.streaming.resources import StreamCollectorResource
 from pi_platform.defs.streaming.sensors import SensorCursor, stream_collector_sensor
@@ -61,14 +61,13 @@ def ticker(make_simulator, webhook, tmp_path):
         delta_root=str(tmp_path / "lake"),
         pi_url=sim.base_url,
         web_ids=[p.web_id for p in points],
-        heartbeat_timeout_s=4.0,
+        heartbeat_timeout_s=10.0,  # beats every second; generous so a loaded machine's slow beat is not a death
         startup_grace_s=6.0,
         collector_args=["--batch-age", "0.3", "--heartbeat-rate", "1", "--dead-channel-timeout", "5"],
-        stale_warn_factor=3.0,
-        stale_error_factor=6.0,
-        stale_min_interval_s=1.0,
+        snapshot_interval_s=1.0,
         silent_after_s=30.0,
         alert_webhook_url=webhook.url,
+        report_interval_s=0.0,  # every tick reports, so each tick can be asserted on (the quiet cadence: test_reporting)
     )
     with dg.instance_for_test() as instance:
         # Inside the instance: definitions loading reads the current instance's state storage, and an
@@ -97,14 +96,15 @@ def test_sensor_drives_collector_and_stale_check_follows_pause_and_resume(ticker
 
     assert not webhook.received  # new tags get time to deliver before they count as stale
 
-    def rhythms_known() -> bool:
-        # Pausing a tag before its usual interval is known would judge it by the 60 s default interval.
+    def excmax_known() -> bool:
         tags = (read_json(Path(collector.state_dir) / TAGS_FILE) or {}).get("tags") or {}
-        return all((tags.get(p.web_id) or [None, None, None])[2] is not None for p in points)
+        return all((tags.get(p.web_id) or {}).get("attributes", {}).get("excmax") for p in points)
 
-    wait_until(rhythms_known, 60, "every tag's usual interval")
+    wait_until(excmax_known, 60, "every tag's point attributes in the published snapshot poll")
     victim = points[0].name
     httpx.post(f"{sim.admin_url}/streams/pause", json={"names": [victim]}).raise_for_status()
+    # PI's clock jumps past excmax (600 s) + margin: the stuck tag's snapshot is now too old, the others move on.
+    httpx.post(f"{sim.admin_url}/clock", json={"offset_s": 1800}).raise_for_status()
 
     def only_victim_stale() -> dg.AssetCheckEvaluation | None:
         evaluation = ticker.check(TAGS_FRESH)

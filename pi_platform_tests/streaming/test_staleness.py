@@ -1,5 +1,16 @@
-"""The stale-tag rules on their own (pure, injected now): each rule fires exactly past its PI-derived bound."""
+"""The stale-tag rules on their own (pure, injected now): each rule fires exactly past its PI-derived bound; and
+the `tags_fresh` check built on them, from a published snapshot poll and the AF attribute table."""
 
+import time
+from datetime import date
+
+import dagster as dg
+import pyarrow as pa
+
+from pi_platform.defs.streaming.checks import tags_fresh
+from pi_platform.defs.streaming.resources import StreamCollectorResource
+from pi_platform.storage.tables import AF_ATTRIBUTES
+from pi_platform.streaming.state import TAGS_FILE, write_json
 from pi_platform.streaming.staleness import (
     CHANNEL_SILENT,
     INTERFACE_STATE,
@@ -66,3 +77,30 @@ def test_unreadable_tags_and_overdue_polls_are_errors():
     fresh = judge({"started_at": T - 30, "tags": {}}, POLICY, now=T)
     assert fresh.severity == "WARN" and not fresh.poll_overdue  # no poll yet, collector just started
     assert judge({"started_at": T - 400, "tags": {}}, POLICY, now=T).severity == "ERROR"
+
+
+def test_the_check_lists_stale_tags_with_their_af_element_path_and_passes_on_healthy_ones(tmp_path):
+    collector = StreamCollectorResource(mode="external", state_dir=str(tmp_path / "state"),
+                                        delta_root=str(tmp_path / "lake"), web_ids=["W1"])
+    now = time.time()
+    tags = {"W1": {**_tag(now - 700), "name": "Pump1.Flow"}, "W2": {**_tag(now - 10), "name": "Pump1.Speed"},
+            "W3": {**_tag(now - 800, state="I/O Timeout"), "name": "Tank1.Level"}}
+    write_json(tmp_path / "state" / TAGS_FILE, {"started_at": now - 60, "polled_at": now, "server_time": now,
+                                                "tags": tags})
+    rows = {f.name: [None] for f in AF_ATTRIBUTES.schema}
+    rows.update(snapshot_date=[date(2024, 5, 2)], web_id=["A1"], element_web_id=["E1"], name=["Flow"],
+                element_path=["\\\\AF\\DB\\Site1\\Pump1"], path=["\\\\AF\\DB\\Site1\\Pump1|Flow"], point_web_id=["W1"])
+    collector.store.overwrite_range("af_attributes", pa.Table.from_pydict(rows, schema=AF_ATTRIBUTES.schema),
+                                    partition_column="snapshot_date", start=date(2024, 5, 2), end=date(2024, 5, 3))
+    outcome = tags_fresh(collector)
+    assert not outcome.passed and outcome.severity == dg.AssetCheckSeverity.ERROR
+    stale = outcome.metadata["stale_tags_error"].value
+    assert set(stale) == {"Pump1.Flow", "Tank1.Level"} and "Pump1.Flow (snapshot stopped)" in outcome.description
+    assert stale["Pump1.Flow"]["element_path"] == "\\\\AF\\DB\\Site1\\Pump1"  # from af_attributes
+    assert stale["Tank1.Level"]["element_path"] == "\\\\PISIM\\Tag"  # no AF element: the point path
+    assert stale["Tank1.Level"]["reason"] == INTERFACE_STATE and stale["Pump1.Flow"]["age_s"] == 700.0
+    assert outcome.metadata["stale_by_pointsource"].value == {"Area0001": 2}
+
+    healthy = StreamCollectorResource(mode="external", state_dir=str(tmp_path / "state"),
+                                      delta_root=str(tmp_path / "lake"), stale_tags="PUMP1.S*")
+    assert tags_fresh(healthy).passed  # the judged set is configurable

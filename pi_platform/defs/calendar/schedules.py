@@ -10,17 +10,16 @@ from datetime import timedelta
 import dagster as dg
 
 from pi_platform import settings
-from pi_platform.defs.partitions import daily_partitions
 
 DAILY_ASSETS = ["af_elements", "af_attributes", "pi_points", "recorded_values", "event_frames", "alarms", "alarm_kpis"]
 TODAY_ASSETS = ["recorded_values", "event_frames", "alarms", "alarm_kpis"]
 
 daily_job = dg.define_asset_job(
-    "pi_daily", selection=dg.AssetSelection.assets(*DAILY_ASSETS), partitions_def=daily_partitions,
+    "pi_daily", selection=dg.AssetSelection.assets(*DAILY_ASSETS),
     description="Every daily PI asset for one UTC day.",
 )
 today_job = dg.define_asset_job(
-    "pi_today", selection=dg.AssetSelection.assets(*TODAY_ASSETS), partitions_def=daily_partitions,
+    "pi_today", selection=dg.AssetSelection.assets(*TODAY_ASSETS),
     description="Values, event frames and alarms of today so far.",
 )
 

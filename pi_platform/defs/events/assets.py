@@ -3,8 +3,11 @@
 Frames span days and stay open for a while, so they are upserted by WebID (a later run updates the end
 time and acknowledgement of a frame an earlier run saw open) rather than replaced by day. Each run re-reads
 the stored frames that have not settled, whatever day they started on, and `alarms` reports the other days
-whose KPIs its changes affect (`late_kpi_days`); the `alarm_kpis_late_changes` sensor recomputes those.
+whose KPIs its changes affect (`late_kpi_days`); the next `alarm_kpis` run, of whatever day, recomputes those
+whose KPIs predate the change (the schedules run it with alarms, so in the same run).
 """
+
+from datetime import date, timedelta
 
 import dagster as dg
 import pyarrow as pa
@@ -21,12 +24,14 @@ from pi_platform.defs.metadata import counts_chart, table_metadata
 from pi_platform.batch.window import DayWindow
 from pi_platform.defs.partitions import run_window
 from pi_platform.defs.resources import DeltaStorageResource, PIWebAPIResource
-from pi_platform.storage import DeltaStore, replace_quarantine, schemas, split_valid
+from pi_platform.storage import DeltaStore, TableInfo, replace_quarantine, schemas, split_valid
 from pi_platform.storage.tables import AF_ELEMENTS, ALARM_KPIS, ALARMS, EVENT_FRAMES, TableSpec
 
 LATE_DAYS = "late_kpi_days"  # alarms metadata: the alarm_kpis days outside the run its changes make stale
-LATE_TAG = "pi_platform/late_changes_of"  # alarm_kpis runs the sensor launches: the alarms run behind them
 KPI_DAYS_CHECK = "kpi_days_to_refresh"
+REFRESHED = "recomputed_days"  # alarm_kpis metadata: the stale days outside the run it recomputed
+LATE_CHECK = "late_changes_followed"
+MAX_ALARMS_EVENTS = 10_000  # alarms materialisations read per run (one per partition run: years of runs)
 
 
 def _stored(store: DeltaStore, spec: TableSpec) -> pa.Table:
@@ -81,7 +86,7 @@ def event_frames(context: dg.AssetExecutionContext, pi_webapi: PIWebAPIResource,
         dg.AssetCheckSpec(
             KPI_DAYS_CHECK, asset="alarms",
             description="days outside the run whose alarm_kpis this run's alarm changes make stale "
-            "(the alarm_kpis_late_changes sensor recomputes them)",
+            "(the next alarm_kpis run recomputes them)",
         ),
     ],
     description="Alarm event frames of each day (severity, acknowledgement, active, element, template) with annotations; "
@@ -120,30 +125,35 @@ def _element_paths(store: DeltaStore, window: DayWindow) -> pa.Table:
     **daily_asset("events", reads_pi=False),
     deps=[alarms],
     metadata={"table": ALARM_KPIS.name, "partition_expr": ALARM_KPIS.partition_column},
-    check_specs=checks.standard_specs("alarm_kpis", row_count=False),
+    check_specs=[
+        *checks.standard_specs("alarm_kpis", row_count=False),
+        dg.AssetCheckSpec(
+            LATE_CHECK, asset="alarm_kpis",
+            description="days outside the run recomputed because later alarms runs changed their alarms",
+        ),
+    ],
     description=(
         "Daily alarm-management KPIs after ISA-18.2 / EEMUA 191: average and peak alarms per 10 minutes, share "
         "of 10-minute windows in flood (>10), top bad actors, chattering and standing alarms, time to acknowledge. "
-        "Days whose alarms change later are recomputed by the alarm_kpis_late_changes sensor."
+        "Each run also recomputes the earlier days whose alarms changed since their KPIs were computed."
     ),
 )
 @user_errors
 def alarm_kpis(context: dg.AssetExecutionContext, delta: DeltaStorageResource) -> dg.MaterializeResult:
     window = run_window(context)
     store = delta.store()
-    # The neighbouring days' alarms (bursts across midnight) and those raised days ago and not ended before
-    # the window (the standing ones); dataset filters are Kleene, so open alarms (null end) are kept.
-    view_start, start, view_end = needed(window.first, window.end)
-    begun, ended = ds.field("start_time"), ds.field("end_time")
-    relevant = (begun < pa.scalar(view_end)) & ((begun >= pa.scalar(view_start)) | ended.is_null() | (ended >= pa.scalar(start)))
-    kpis = daily_kpis(store.read(ALARMS.name, filter=relevant), window.days)
-    split = split_valid(kpis, schemas.ALARM_KPIS)
-    info = store.overwrite_range(
-        ALARM_KPIS.name, split.valid, partition_column="event_date", start=window.first, end=window.end
-    )
-    replace_quarantine(store, split.rejects, table_name=ALARM_KPIS.name, start=window.first, end=window.end, run_id=context.run_id)
-    metadata = table_metadata(split.valid, info, ALARM_KPIS.schema, window)
+    late = _stale_days(context.instance, window)
+    kpis, info = _write_kpis(context, store, window)
+    for day in late:
+        _write_kpis(context, store, DayWindow(day, day + timedelta(days=1)))
+        context.log_event(
+            dg.AssetMaterialization(
+                context.asset_key, partition=day.isoformat(), metadata={"recomputed_after_late_changes": True}
+            )
+        )
+    metadata = table_metadata(kpis, info, ALARM_KPIS.schema, window)
     row = kpis.slice(kpis.num_rows - 1).to_pylist()[0]
+    refreshed = dg.MetadataValue.json([d.isoformat() for d in late])
     metadata.update(
         {
             "alarms": row["alarm_count"],
@@ -152,10 +162,46 @@ def alarm_kpis(context: dg.AssetExecutionContext, delta: DeltaStorageResource) -
             "flood_share": row["flood_share"],
             "standing": row["standing_count"],
             "chattering": row["chattering_count"],
-            "late_changes_of_run": context.run.tags.get(LATE_TAG, ""),
+            REFRESHED: refreshed,
         }
     )
+    late_check = dg.AssetCheckResult(check_name=LATE_CHECK, passed=True, metadata={REFRESHED: refreshed})
     return dg.MaterializeResult(
         metadata=metadata,
-        check_results=checks.standard_results(store, ALARM_KPIS, window, row_count=False),
+        check_results=[*checks.standard_results(store, ALARM_KPIS, window, row_count=False), late_check],
     )
+
+
+def _write_kpis(context: dg.AssetExecutionContext, store: DeltaStore, window: DayWindow) -> tuple[pa.Table, TableInfo]:
+    """Compute and replace the KPIs of the window's days (rows failing validation go to quarantine)."""
+    # The neighbouring days' alarms (bursts across midnight) and those raised days ago and not ended before
+    # the window (the standing ones); dataset filters are Kleene, so open alarms (null end) are kept.
+    view_start, start, view_end = needed(window.first, window.end)
+    begun, ended = ds.field("start_time"), ds.field("end_time")
+    relevant = (begun < pa.scalar(view_end)) & ((begun >= pa.scalar(view_start)) | ended.is_null() | (ended >= pa.scalar(start)))
+    split = split_valid(daily_kpis(store.read(ALARMS.name, filter=relevant), window.days), schemas.ALARM_KPIS)
+    info = store.overwrite_range(
+        ALARM_KPIS.name, split.valid, partition_column="event_date", start=window.first, end=window.end
+    )
+    replace_quarantine(store, split.rejects, table_name=ALARM_KPIS.name, start=window.first, end=window.end, run_id=context.run_id)
+    return split.valid, info
+
+
+def _stale_days(instance: dg.DagsterInstance, window: DayWindow) -> list[date]:
+    """Days outside the window whose KPIs were computed before an alarms materialisation that listed them in
+    `late_kpi_days`. Every alarm_kpis run refreshes all of them, so only alarms materialisations newer than
+    the latest KPIs need reading; a day never computed is left to its own run."""
+    computed = instance.get_latest_storage_id_by_partition(
+        dg.AssetKey(ALARM_KPIS.name), dg.DagsterEventType.ASSET_MATERIALIZATION
+    )
+    if not computed:
+        return []
+    records = instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=alarms.key, after_storage_id=max(computed.values())),
+        limit=MAX_ALARMS_EVENTS, ascending=True,
+    ).records
+    stale = set()
+    for record in records:
+        entry = record.asset_materialization.metadata.get(LATE_DAYS) if record.asset_materialization else None
+        stale.update(day for day in (entry.value if entry else []) if computed.get(day, record.storage_id) < record.storage_id)
+    return sorted(d for d in map(date.fromisoformat, stale) if d not in window.days)

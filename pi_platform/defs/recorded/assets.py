@@ -17,10 +17,10 @@ from pi_platform.defs.resources import DeltaStorageResource, PIWebAPIResource
 from pi_platform.storage.tables import RECORDED_VALUES
 
 class TagSelection(dg.Config):
-    """Which tags the run reads (see batch/selection.py); filters combine, nothing set = every tag."""
+    """Which tags the run reads: `batch/selection.TagFilter` as Dagster run config (UI form, descriptions)."""
 
     tags: list[str] = Field(default_factory=list, description="explicit tag names")
-    name_filter: str = Field("*", description="PI name filter with * and ? wildcards, e.g. 'PLANT1.*'")
+    name_filter: str = Field(selection.TagFilter.name_filter, description="PI name filter with * and ? wildcards, e.g. 'PLANT1.*'")
     af_template: str | None = Field(None, description="only tags referenced by attributes of elements of this AF template")
     attribute_category: str | None = Field(None, description="only tags referenced by attributes in this category")
     af_database: str | None = Field(None, description="AF database for the AF filters (default: all)")

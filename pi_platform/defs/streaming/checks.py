@@ -57,18 +57,21 @@ def tags_fresh(collector: StreamCollectorResource) -> Outcome:
     """Stale tags as PI itself says (staleness.py), from the collector's published snapshot poll."""
     published = read_json(Path(collector.state_dir) / TAGS_FILE) or {}
     pattern = collector.stale_tags.upper()
-    judged = {w: t for w, t in (published.get("tags") or {}).items() if fnmatchcase(str(t.get("name")).upper(), pattern)}
+    judged = {w: t for w, t in (published.get("tags") or {}).items()  # (a pre-upgrade file holds lists: skipped)
+              if isinstance(t, dict) and fnmatchcase(str(t.get("name")).upper(), pattern)}
     report = staleness.judge({**published, "tags": judged}, collector.staleness_policy())
-    paths = _element_paths(collector, [v.web_id for v in report.verdicts])
-    listed = {v.web_id: {**v.as_dict(), "element_path": paths.get(v.web_id) or v.path} for v in report.verdicts}
     errors, warns = report.at("ERROR"), report.at("WARN")
+    shown_verdicts = errors[:500] + warns[:500]
+    paths = _element_paths(collector, [v.web_id for v in shown_verdicts])
+    listed = {v.web_id: {**v.as_dict(), "element_path": paths.get(v.web_id) or v.path} for v in shown_verdicts}
     if report.severity is None:
         description = f"all {report.tags} tags current by PI's own terms (snapshot within excmax, no interface state)"
     else:
         shown = [f"{v.name} ({v.reason})" for v in errors + warns]
         parts = [report.poll_problem] if report.poll_problem else []
         parts.append(f"{len(errors)} tags ERROR, {len(warns)} WARN of {report.tags}")
-        description = "; ".join(parts) + (f": {', '.join(shown[:20])}{' ...' if len(shown) > 20 else ''}" if shown else "")
+        listing = f": {', '.join(shown[:20])}{' ...' if len(shown) > 20 else ''}" if shown else ""
+        description = "; ".join(parts) + listing
     by_source: dict[str, int] = {}
     for verdict in errors:
         by_source[verdict.pointsource or "?"] = by_source.get(verdict.pointsource or "?", 0) + 1
@@ -104,7 +107,7 @@ def _element_paths(collector: StreamCollectorResource, web_ids: list[str]) -> di
 
 def stream_flowing(collector: StreamCollectorResource, starting: bool = False) -> Outcome:
     """`starting`: a collector was just started, so silence is expected for a moment (WARN, not ERROR)."""
-    newest = health.newest_received_at(collector.table_uri, collector.silent_after_s)
+    newest = health.newest_received_at(collector.store, collector.silent_after_s)
     silence = health.stream_silence(collector.status(), newest, collector.silent_after_s)
     return Outcome(
         STREAM_FLOWING,

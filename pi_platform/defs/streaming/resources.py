@@ -42,6 +42,9 @@ class StreamCollectorResource(dg.ConfigurableResource):
     collector_name: str = Field("collector", description="the collector's Delta application id")
     heartbeat_timeout_s: float = Field(20.0, description="status older than this: the collector is dead")
     startup_grace_s: float = Field(60.0, description="after starting a collector, wait this long before judging it")
+    startup_timeout_s: float = Field(
+        180.0, description="a collector we started that is still alive but has not committed yet counts as starting "
+        "(not restarted, silence only WARN) for up to this long: a loaded machine can take a while to come up")
     web_ids: list[str] = Field(default_factory=settings.stream_web_ids,
                                description="streams to subscribe explicitly (env PI_STREAM_WEB_IDS, comma-separated)")
     name_filter: str | None = Field(default_factory=settings.stream_name_filter,
@@ -64,6 +67,9 @@ class StreamCollectorResource(dg.ConfigurableResource):
     stale_severity: Literal["ERROR", "WARN"] = Field("ERROR", description="of stopped snapshots, interface states, deleted tags")
     channel_silent_severity: Literal["ERROR", "WARN"] = Field("WARN", description="of channels silent while snapshots move")
     silent_after_s: float = Field(120.0, description="no new rows for this long: the whole stream is silent")
+    report_interval_s: float = Field(
+        60.0, ge=0, description="report stream_values to Dagster at most this often: one materialisation covering "
+        "every commit since the last, and check evaluations when they change or at this cadence")
     alert_webhook_url: str | None = Field(None, description="POST target for ERROR alerts (default: env PI_PLATFORM_ALERT_WEBHOOK_URL)")
 
     # ------------------------------------------------------------------ locations

@@ -1,27 +1,30 @@
 """The sensor that drives the collector: keep it alive, push its subscription, report commits, check health.
 
 One cheap tick (no run is launched): everything is emitted as runless asset events, which the sensor
-daemon records. The cursor holds the last reported Delta version, the collector process we started, the
-checks currently in ERROR (so alerts fire on transitions) and the dead-channel count already reported.
+daemon records. The instance stays quiet: the collector commits about once a second, but Dagster gets one
+materialisation per `report_interval_s` (default a minute) carrying the rows, commits and Delta versions it
+covers, and a check evaluation only when its outcome changes or at that same cadence (alerts still fire on
+the tick that turns a check ERROR). The cursor holds the last reported Delta version, when we last reported,
+the collector process we started, each check's last reported outcome and the dead-channel count reported.
 """
 
-import os
 import time
 from dataclasses import asdict, dataclass, field
 
 import dagster as dg
 import orjson
-from deltalake import DeltaTable
 
+from pi_platform import settings
 from pi_platform.defs.streaming import checks, gap_checks
-from pi_platform.streaming.alerts import alert_payload, send_alert
 from pi_platform.defs.streaming.assets import STREAM_VALUES
 from pi_platform.defs.streaming.resources import StreamCollectorResource
+from pi_platform.storage import DeltaStore
+from pi_platform.streaming.alerts import alert_payload, send_alert
+from pi_platform.streaming.state import process_alive
 
-# At one commit per second and a 15 s interval a tick sees ~15 commits; past this many they are reported
-# as one aggregated materialisation so a long outage of the daemon cannot flood the event log.
-MAX_MATERIALIZATIONS_PER_TICK = 60
-SENSOR_DEFAULT_ENV = "PI_STREAM_SENSOR_DEFAULT"  # "running" to start the sensor with the daemon
+# Commits read from the Delta log for one report; after a long daemon outage older ones are summed from the
+# table's version numbers only (their rows are in the table all the same).
+MAX_COMMITS_PER_REPORT = 5000
 
 
 @dataclass
@@ -32,6 +35,8 @@ class SensorCursor:
     restarts: int = 0
     erroring: list[str] = field(default_factory=list)
     dead_channels: int = 0
+    reported_at: float | None = None
+    check_states: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def parse(cls, text: str | None) -> "SensorCursor":
@@ -46,21 +51,19 @@ class SensorCursor:
         return orjson.dumps(asdict(self)).decode()
 
 
-def commit_materializations(table_uri: str, after: int | None) -> tuple[list[dg.AssetMaterialization], int | None]:
-    """One materialisation per collector commit newer than `after` (only the latest one on a first tick)."""
-    if not DeltaTable.is_deltatable(table_uri):
-        return [], after
-    table = DeltaTable(table_uri)
+def commit_report(store: DeltaStore, after: int | None) -> tuple[dg.AssetMaterialization | None, int | None]:
+    """One materialisation covering every collector commit newer than `after` (only the latest on a first tick)."""
+    if not store.exists(STREAM_VALUES.key.path[-1]):
+        return None, after
+    table = store.table(STREAM_VALUES.key.path[-1])
     latest = table.version()
     if after is not None and latest <= after:
-        return [], after
+        return None, after
     wanted = 1 if after is None else latest - after
-    history = table.history(limit=min(wanted, 10 * MAX_MATERIALIZATIONS_PER_TICK))
+    history = table.history(limit=min(wanted, MAX_COMMITS_PER_REPORT))
     commits = sorted((h for h in history if "pi_platform.rows" in h and (after is None or h["version"] > after)),
                      key=lambda h: h["version"])
-    if len(commits) > MAX_MATERIALIZATIONS_PER_TICK:
-        return [_materialization(commits)], latest
-    return [_materialization([c]) for c in commits], latest
+    return (_materialization(commits) if commits else None), latest
 
 
 def _materialization(commits: list[dict]) -> dg.AssetMaterialization:
@@ -85,12 +88,23 @@ def _materialization(commits: list[dict]) -> dg.AssetMaterialization:
                                    description=f"{rows} rows in {len(commits)} collector commit(s)")
 
 
+def starting(collector: StreamCollectorResource, cursor: SensorCursor, status: dict | None) -> bool:
+    """Our collector is still coming up: within the startup grace, or alive but without a commit of its own yet
+    (importing, opening the lake, resolving tags on a loaded machine), up to `startup_timeout_s`. Restarting it
+    then would only kill it again before it could ever beat."""
+    if collector.mode != "local" or cursor.started_at is None or cursor.pid is None:
+        return False
+    age = time.time() - cursor.started_at
+    if age < collector.startup_grace_s:
+        return True
+    committed = status is not None and status.get("pid") == cursor.pid and (status.get("commits") or 0) > 0
+    return age < collector.startup_timeout_s and not committed and process_alive(cursor.pid)
+
+
 def keep_alive(context: dg.SensorEvaluationContext, collector: StreamCollectorResource, cursor: SensorCursor,
                status: dict | None) -> None:
-    """Local mode: (re)start the collector when its heartbeat is missing; never within the startup grace."""
-    if collector.mode != "local" or collector.is_alive(status):
-        return
-    if cursor.started_at is not None and time.time() - cursor.started_at < collector.startup_grace_s:
+    """Local mode: (re)start the collector when its heartbeat is missing, unless it is still starting."""
+    if collector.mode != "local" or collector.is_alive(status) or starting(collector, cursor, status):
         return
     if cursor.pid is not None:
         collector.stop_collector(cursor.pid)  # ours, and hung or exited: it no longer beats
@@ -115,29 +129,42 @@ def _alert(context: dg.SensorEvaluationContext, collector: StreamCollectorResour
     cursor.erroring = sorted(erroring)
 
 
+def _changed_or_due(cursor: SensorCursor, outcomes: list[checks.Outcome], due: bool) -> list[dg.AssetCheckEvaluation]:
+    """Evaluations worth an event: every check at the report cadence, otherwise only those whose outcome moved."""
+    emitted = []
+    for outcome in outcomes:
+        state = f"{outcome.passed}:{outcome.severity}"
+        if due or cursor.check_states.get(outcome.check_name) != state:
+            emitted.append(outcome.evaluation())
+            cursor.check_states[outcome.check_name] = state
+    return emitted
+
+
 @dg.sensor(
     name="stream_collector",
     minimum_interval_seconds=15,
     description="Keeps the streaming collector alive (local mode), pushes its subscription, reports each "
     "stream_values commit and evaluates the stream health checks (alerting on ERROR).",
-    default_status=dg.DefaultSensorStatus.RUNNING
-    if os.environ.get(SENSOR_DEFAULT_ENV, "").lower() == "running"
-    else dg.DefaultSensorStatus.STOPPED,
+    default_status=dg.DefaultSensorStatus.RUNNING if settings.stream_sensor_running() else dg.DefaultSensorStatus.STOPPED,
 )
 def stream_collector_sensor(context: dg.SensorEvaluationContext, stream_collector: StreamCollectorResource) -> dg.SensorResult:
     cursor = SensorCursor.parse(context.cursor)
-    keep_alive(context, stream_collector, cursor, stream_collector.status())
+    status = stream_collector.status()
+    keep_alive(context, stream_collector, cursor, status)
     desired = stream_collector.desired_web_ids()
     if desired is not None and stream_collector.push_subscription(desired):
         context.log.info(f"pushed subscription of {len(desired)} streams")
     events: list = []
-    materializations, cursor.delta_version = commit_materializations(stream_collector.table_uri, cursor.delta_version)
-    events.extend(materializations)
-    starting = (stream_collector.mode == "local" and cursor.started_at is not None
-                and time.time() - cursor.started_at < stream_collector.startup_grace_s)
-    channel_outcome, cursor.dead_channels = checks.channels_healthy(stream_collector, cursor.dead_channels, starting)
-    outcomes = [checks.tags_fresh(stream_collector), checks.stream_flowing(stream_collector, starting), channel_outcome,
+    now = time.time()
+    report_due = cursor.reported_at is None or now - cursor.reported_at >= stream_collector.report_interval_s
+    if report_due:
+        materialization, cursor.delta_version = commit_report(stream_collector.store, cursor.delta_version)
+        events.extend([materialization] if materialization is not None else [])
+        cursor.reported_at = now
+    coming_up = starting(stream_collector, cursor, stream_collector.status())
+    channel_outcome, cursor.dead_channels = checks.channels_healthy(stream_collector, cursor.dead_channels, coming_up)
+    outcomes = [checks.tags_fresh(stream_collector), checks.stream_flowing(stream_collector, coming_up), channel_outcome,
                 gap_checks.no_open_gaps(stream_collector), gap_checks.collector_problems(stream_collector)]
-    events.extend(o.evaluation() for o in outcomes)
+    events.extend(_changed_or_due(cursor, outcomes, report_due))
     _alert(context, stream_collector, cursor, outcomes)
     return dg.SensorResult(asset_events=events, cursor=cursor.dump())
