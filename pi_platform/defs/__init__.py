@@ -1,2 +1,2 @@
-"""Dagster definitions, one folder per domain (AF, points, recorded values, events, maintenance, streaming);
-`definitions.py` merges them into the code location."""
+"""Dagster wiring only, one sub-package per domain (af, points, recorded, events, streaming, calendar,
+maintenance), each exposing `definitions.defs`; `definitions.py` finds and merges them into the code location."""
