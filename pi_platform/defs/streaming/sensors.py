@@ -18,7 +18,7 @@ from pi_platform import settings
 from pi_platform.defs.streaming import checks, gap_checks
 from pi_platform.defs.streaming.assets import STREAM_VALUES
 from pi_platform.defs.streaming.resources import StreamCollectorResource
-from pi_platform.storage import DeltaStore
+from pi_platform.storage import DeltaStore, tables
 from pi_platform.streaming.alerts import alert_payload, send_alert
 from pi_platform.streaming.state import process_alive
 
@@ -53,9 +53,9 @@ class SensorCursor:
 
 def commit_report(store: DeltaStore, after: int | None) -> tuple[dg.AssetMaterialization | None, int | None]:
     """One materialisation covering every collector commit newer than `after` (only the latest on a first tick)."""
-    if not store.exists(STREAM_VALUES.key.path[-1]):
+    if not store.exists(tables.STREAM_VALUES.name):
         return None, after
-    table = store.table(STREAM_VALUES.key.path[-1])
+    table = store.table(tables.STREAM_VALUES.name)
     latest = table.version()
     if after is not None and latest <= after:
         return None, after
