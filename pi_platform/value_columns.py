@@ -58,10 +58,6 @@ REJECT_SCHEMA = pa.schema(
 )
 
 
-def empty_rejects() -> pa.Table:
-    return REJECT_SCHEMA.empty_table()
-
-
 def as_rejects(table: pa.Table) -> pa.Table:
     """`table` in REJECT_SCHEMA; the optional columns it lacks (name, timestamp) are filled with nulls."""
     columns = [table[f.name] if f.name in table.column_names else pa.nulls(table.num_rows, f.type)

@@ -23,7 +23,7 @@ from pi_platform.storage import DeltaStore, TableInfo, replace_quarantine, split
 from pi_platform.storage import schemas
 from pi_platform.storage.tables import RECORDED_VALUES
 from pi_platform.batch.window import DayWindow
-from pi_platform.value_columns import empty_rejects
+from pi_platform.value_columns import REJECT_SCHEMA
 
 T = TypeVar("T")
 _QUEUE_DEPTH = 4  # chunks in flight between the PI reader and the Delta writer (the memory bound)
@@ -77,7 +77,7 @@ def extract_recorded(
         if errors:  # the reader failed (PI unreachable, bad credentials...): nothing was committed; say why
             raise errors[0] from None
         raise
-    refused = pa.concat_tables(rejects) if rejects else empty_rejects()
+    refused = pa.concat_tables(rejects) if rejects else REJECT_SCHEMA.empty_table()
     replace_quarantine(store, refused, table_name=RECORDED_VALUES.name, start=window.first, end=window.end, run_id=run_id)
     reasons = refused.group_by("reason").aggregate([("reason", "count")]).to_pylist() if refused.num_rows else []
     return Extracted(info, rows, refused.num_rows, {r["reason"]: r["reason_count"] for r in reasons})

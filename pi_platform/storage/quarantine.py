@@ -17,8 +17,8 @@ from pi_platform.value_columns import as_rejects
 def quarantine_rows(
     rejects: pa.Table, *, table_name: str, start: date, end: date, run_id: str | None = None
 ) -> pa.Table:
-    """Quarantine-table rows for `rejects` (REJECT_SCHEMA, or any table with web_id, reason and raw); each is dated by its own timestamp when it has
-    one inside [start, end), else by `start`, so it lands in the run's partition range."""
+    """Quarantine-table rows for `rejects` (REJECT_SCHEMA; name and timestamp may be absent); each is dated by its
+    own timestamp when it has one inside [start, end), else by `start`, so it lands in the run's partition range."""
     rejects = as_rejects(rejects)
     n = rejects.num_rows
     own = pc.cast(rejects["timestamp"], pa.date32())

@@ -184,26 +184,30 @@ class DeltaStore:
         """Last batch version `app_id` committed to `table` (None: never, or no table yet)."""
         return self.table(table).transaction_version(app_id) if self.exists(table) else None
 
-    def maintain(self, table: str, *, retention_hours: int = 168, target_size: int | None = None) -> dict[str, Any]:
-        """Compact small files, then vacuum files older than the retention that no live version needs.
-
-        Compaction may race a live writer (the stream collector); a lost commit race is retried."""
+    def compact(self, table: str, *, target_size: int | None = None) -> dict[str, Any]:
+        """Merge small files into larger ones. It may race a live writer (the stream collector, which also calls
+        this on its own table between maintenance runs); a lost commit race is retried."""
         outcome: dict[str, Any] = {}
 
         def run() -> None:
-            dt = self.table(table)
-            outcome["compacted"] = dt.optimize.compact(target_size=target_size)
-            outcome["removed"] = dt.vacuum(retention_hours=retention_hours, dry_run=False,
-                                           enforce_retention_duration=False)
+            outcome.update(self.table(table).optimize.compact(target_size=target_size))
 
         _retry_conflicts(run)
-        compacted, removed = outcome["compacted"], outcome["removed"]
-        return {
-            "files_added": int(compacted.get("numFilesAdded", 0)),
-            "files_removed": int(compacted.get("numFilesRemoved", 0)),
-            "files_vacuumed": len(removed),
-            "version": self.table(table).version(),
-        }
+        return {"files_added": int(outcome.get("numFilesAdded", 0)),
+                "files_removed": int(outcome.get("numFilesRemoved", 0)),
+                "version": self.table(table).version()}
+
+    def maintain(self, table: str, *, retention_hours: int = 168, target_size: int | None = None) -> dict[str, Any]:
+        """Compact, then vacuum files older than the retention that no live version needs."""
+        outcome = self.compact(table, target_size=target_size)
+        removed: list[str] = []
+
+        def vacuum() -> None:
+            removed[:] = self.table(table).vacuum(retention_hours=retention_hours, dry_run=False,
+                                                  enforce_retention_duration=False)
+
+        _retry_conflicts(vacuum)
+        return {**outcome, "files_vacuumed": len(removed), "version": self.table(table).version()}
 
     def _write(self, table: str, data: pa.Table | pa.RecordBatchReader, *, mode: str, **kwargs: Any) -> TableInfo:
         def write() -> None:

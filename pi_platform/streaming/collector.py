@@ -511,7 +511,7 @@ class Collector:
 
     async def _compact(self) -> None:
         try:
-            outcome = await asyncio.to_thread(self.sink.store.maintain, self.sink.table)
+            outcome = await asyncio.to_thread(self.sink.store.compact, self.sink.table)
             log.info("compacted stream_values: %d small files into %d", outcome["files_removed"], outcome["files_added"])
         except Exception as exc:  # noqa: BLE001 - compaction is an optimisation; the maintenance job runs anyway
             log.warning("compaction of stream_values failed (%s); the hourly maintenance job will compact it", exc)

@@ -143,8 +143,8 @@ def _changed_or_due(cursor: SensorCursor, outcomes: list[checks.Outcome], due: b
 @dg.sensor(
     name="stream_collector",
     minimum_interval_seconds=15,
-    description="Keeps the streaming collector alive (local mode), pushes its subscription, reports each "
-    "stream_values commit and evaluates the stream health checks (alerting on ERROR).",
+    description="Keeps the streaming collector alive (local mode), pushes its subscription, reports its "
+    "stream_values commits once per report interval and evaluates the stream health checks (alerting on ERROR).",
     default_status=dg.DefaultSensorStatus.RUNNING if settings.stream_sensor_running() else dg.DefaultSensorStatus.STOPPED,
 )
 def stream_collector_sensor(context: dg.SensorEvaluationContext, stream_collector: StreamCollectorResource) -> dg.SensorResult:
@@ -161,7 +161,7 @@ def stream_collector_sensor(context: dg.SensorEvaluationContext, stream_collecto
         materialization, cursor.delta_version = commit_report(stream_collector.store, cursor.delta_version)
         events.extend([materialization] if materialization is not None else [])
         cursor.reported_at = now
-    coming_up = starting(stream_collector, cursor, stream_collector.status())
+    coming_up = starting(stream_collector, cursor, status)
     channel_outcome, cursor.dead_channels = checks.channels_healthy(stream_collector, cursor.dead_channels, coming_up)
     outcomes = [checks.tags_fresh(stream_collector), checks.stream_flowing(stream_collector, coming_up), channel_outcome,
                 gap_checks.no_open_gaps(stream_collector), gap_checks.collector_problems(stream_collector)]
