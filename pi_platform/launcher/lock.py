@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from pi_platform.errors import PlatformError
+from pi_platform.streaming.state import try_lock
 
 LOCK_NAME = "pi-platform-up.lock"
 
@@ -46,18 +47,14 @@ class InstanceLock:
         """Take every lock or none; returns the records of crashed instances whose locks were free."""
         crashed: list[Holder] = []
         for path in self.paths:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                os.close(fd)
+            fd = try_lock(path)
+            if fd is None:
                 holder = _read(path) or Holder(pid=0)
                 self.release()
                 raise AlreadyRunning(
                     f"already running (pid {holder.pid}, UI at {holder.ui or 'not up yet'}) on {path.parent}; "
                     "stop it first (Ctrl-C or `kill` on that pid), or set another DAGSTER_HOME / PI_STREAM_STATE_DIR"
-                ) from None
+                )
             self._fds.append(fd)
             previous = _read(path)
             if previous is not None and previous.groups and previous not in crashed:

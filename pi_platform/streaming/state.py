@@ -74,6 +74,19 @@ def read_status(state_dir: str | os.PathLike[str]) -> dict[str, Any] | None:
     return data if isinstance(data, dict) else None
 
 
+def try_lock(path: Path) -> int | None:
+    """A descriptor holding an exclusive advisory lock on `path` (created if missing), or None when another
+    process holds it. The kernel drops the lock when its holder dies, however it dies (kill -9)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        return None
+    return fd
+
+
 class StateLock:
     """An exclusive advisory lock on the state directory; the kernel drops it when the process dies (kill -9)."""
 
@@ -82,15 +95,11 @@ class StateLock:
         self._fd: int | None = None
 
     def acquire(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(fd)
+        fd = try_lock(self.path)
+        if fd is None:
             raise CollectorRunning(
                 f"another collector is running on {self.path.parent}; stop it or use a different --state-dir"
-            ) from None
+            )
         os.ftruncate(fd, 0)
         os.write(fd, str(os.getpid()).encode())
         self._fd = fd
