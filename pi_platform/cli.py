@@ -15,6 +15,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "doctor": ("pi_platform.client.doctor", "check a PI Web API server: reachability, TLS, auth, inventory"),
     "stream": ("pi_platform.streaming.command", "run the streaming collector, or show its status"),
     "bench": ("pi_platform.bench.command", "benchmarks: `bench batch`, `bench stream`, `bench chaos`, `bench alerts`"),
+    "tail": ("pi_platform.feed.tail", "print stream values committed since a time, then live as they commit"),
+    "publish": ("pi_platform.feed.publish", "publish committed stream values to MQTT (PI_MQTT_URL), from a checkpoint"),
+    "viewer": ("pi_platform.viewer.command", "serve the web viewer: AF tree, events and alarms, live values, ingestion"),
 }
 
 DESCRIPTION = "PI System data (PI Web API) into Delta Lake tables, in batch and live, orchestrated by Dagster."

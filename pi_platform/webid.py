@@ -4,6 +4,12 @@ Both sides need this: the simulator mints Full WebIDs exactly as a PI Web API 20
 client builds PathOnly WebIDs locally (one round trip saved per tag, and no dependency on the server's
 WebIDType setting). The layout is `<Type><Version><Marker>[<Owner>]<payload>` with URL-safe unpadded
 base64 payloads (see ../shared/reference/piwebapi-protocol.md §6).
+
+Types (`webIdType`): `F` Full = IDs + path, `I` IDOnly = IDs, `P` PathOnly = path, and `L` LocalIDOnly /
+`D` DefaultIDOnly = the object's own IDs without its server's GUID ("object ID only", reference §6.1; for a PI
+point the Int32 point id alone), which the receiving server resolves against its own (default) asset or data
+server — hence "not persistent or unique" across servers. UNCERTAIN: the exact L/D byte layout is not
+published; this one follows the reference's wording and round-trips through `decode` + `with_server`.
 """
 
 import base64
@@ -106,9 +112,54 @@ def point_path_webid(data_server: str, tag: str) -> str:
     return encode_path_only("DP", f"{data_server}\\{tag}")
 
 
+TYPES = {"full": "F", "idonly": "I", "pathonly": "P", "localidonly": "L", "defaultidonly": "D"}
+# Markers whose first GUID is the PI Data Archive's (the others start with the AF server's).
+_DATA_SERVER_MARKERS = ("DS", "DP")
+
+
+def _local_guids(marker: str, n_guids: int) -> int:
+    """GUIDs an L/D WebID carries: all but the server's (a server's own WebID keeps its one GUID; a point none)."""
+    if marker == "DP":
+        return 0
+    return n_guids - 1 if n_guids > 1 else n_guids
+
+
+def convert(full_web_id: str, web_id_type: str) -> str:
+    """A Full WebID in the form `webIdType` names (Full, IDOnly, PathOnly, LocalIDOnly, DefaultIDOnly, any case)."""
+    kind = TYPES.get(web_id_type.lower())
+    if kind is None:
+        raise ValueError(web_id_type)
+    if kind == "F":
+        return full_web_id
+    decoded = decode(full_web_id)
+    if kind == "P":
+        return encode_path_only(decoded.marker, decoded.path or "", owner=decoded.owner)
+    ids = decoded.ids
+    if kind in "LD":
+        ids = ids[len(ids) - _local_guids(decoded.marker, len(ids)) :]
+    payload = "".join(b64_encode(g.bytes_le) for g in ids)
+    if decoded.point_id is not None:
+        payload += b64_encode(struct.pack("<i", decoded.point_id))
+    return f"{kind}1{decoded.marker}{decoded.owner}{payload}"
+
+
+def with_server(decoded: WebId, asset_server: uuid.UUID, data_server: uuid.UUID) -> WebId:
+    """An L/D WebID completed with the receiving server's GUID, so lookups treat it like an IDOnly one."""
+    if decoded.type not in "LD":
+        return decoded
+    spec = _MARKERS[decoded.marker]
+    missing = spec[1] - len(decoded.ids)
+    if missing <= 0:
+        return decoded
+    on_data_server = decoded.marker in _DATA_SERVER_MARKERS or decoded.owner == "D"
+    server = data_server if on_data_server else asset_server
+    return WebId(decoded.type, decoded.marker, decoded.owner, (server,) + decoded.ids, decoded.point_id, None)
+
+
 def decode(web_id: str) -> WebId:
-    """Decode Full, IDOnly and PathOnly WebIDs; raise InvalidWebId for anything else."""
-    if len(web_id) < 5 or web_id[1] != "1" or web_id[0] not in "FIP":
+    """Decode Full, IDOnly, PathOnly, LocalIDOnly and DefaultIDOnly WebIDs; raise InvalidWebId for anything else.
+    L/D ones lack their server's GUID until `with_server` adds it."""
+    if len(web_id) < 5 or web_id[1] != "1" or web_id[0] not in "FIPLD":
         raise InvalidWebId(web_id)
     kind, marker = web_id[0], web_id[2:4]
     spec = _MARKERS.get(marker)
@@ -124,8 +175,8 @@ def decode(web_id: str) -> WebId:
     ids: list[uuid.UUID] = []
     point_id = None
     try:
-        if kind in "FI":
-            for _ in range(n_guids):
+        if kind in "FILD":
+            for _ in range(n_guids if kind in "FI" else _local_guids(marker, n_guids)):
                 chunk, rest = rest[:22], rest[22:]
                 if len(chunk) != 22:
                     raise InvalidWebId(web_id)

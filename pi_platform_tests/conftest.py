@@ -10,6 +10,8 @@ skip into a failure. Request it (or a fixture built on it) before fixtures that 
 costs nothing.
 """
 
+import glob
+import os
 import shutil
 from collections.abc import Callable, Iterator
 
@@ -42,12 +44,16 @@ def simulator(make_simulator: Callable[..., SimulatorServer]) -> SimulatorServer
     return make_simulator()
 
 
-def find_executable(name: str, *, package: str, alternatives: tuple[str, ...] = ()) -> str:
-    """Path of `name` (or an alternative name); skip, or fail under PI_PLATFORM_REQUIRE_OS_PACKAGES, if absent."""
-    for candidate in (name, *alternatives):
-        path = shutil.which(candidate)
-        if path:
-            return path
+def find_executable(name: str, *, package: str, alternatives: tuple[str, ...] = (), search: tuple[str, ...] = ()) -> str:
+    """Path of `name` (or an alternative name) on PATH, else in the `search` directories (glob patterns, newest
+    match first: Debian keeps PostgreSQL's binaries in /usr/lib/postgresql/<version>/bin, off PATH); skip, or
+    fail under PI_PLATFORM_REQUIRE_OS_PACKAGES, if absent."""
+    extra = os.pathsep.join(sorted((d for pattern in search for d in glob.glob(pattern)), reverse=True))
+    for path_list in (None, extra) if extra else (None,):
+        for candidate in (name, *alternatives):
+            path = shutil.which(candidate, path=path_list)
+            if path:
+                return path
     reason = f"needs `{name}` from the OS package `{package}` (e.g. apt-get install -y {package})"
     if settings.require_os_packages():
         pytest.fail(f"{reason}; PI_PLATFORM_REQUIRE_OS_PACKAGES is set, so it must be installed", pytrace=False)

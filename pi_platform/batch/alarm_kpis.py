@@ -1,7 +1,7 @@
 """Daily alarm-management KPIs after ISA-18.2 / EEMUA 191, from a table of alarms (pure functions).
 
-Definitions used (per UTC day):
-- alarm rate: alarms raised per 10-minute window (144 windows a day); EEMUA's "manageable" is about 1,
+Definitions used (per plant's day, `plantday`: 23 or 25 hours on a DST change):
+- alarm rate: alarms raised per 10-minute window (144 windows a day; 138 or 150 on a DST change); EEMUA's "manageable" is about 1,
   "very likely to be acceptable" under 1; the peak window is reported too.
 - flood: a 10-minute window with more than 10 alarms (ISA-18.2); the KPI is the share of windows in flood
   (target under 1 %). Windows are aligned to midnight, so each one, and each flood, belongs to one day.
@@ -19,13 +19,15 @@ alarm, the next day's burst); `late_days` names the days a change affects so the
 """
 
 from collections.abc import Iterable
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import numpy as np
 import orjson
 import pandas as pd
 import pyarrow as pa
 
+from pi_platform import plantday
 from pi_platform.storage.tables import ALARM_KPIS
 
 WINDOW = timedelta(minutes=10)
@@ -39,25 +41,27 @@ KPI_INPUTS = ("source", "start_time", "end_time", "is_acknowledged", "time_to_ac
 VIEW = CHATTER_SPAN  # alarms this close to a day, before or after, belong to its bursts across midnight
 
 
-def daily_kpis(alarms: pa.Table, days: list[date]) -> pa.Table:
-    """One ALARM_KPIS row per day; `alarms` must hold every alarm overlapping those days or started within
-    VIEW of them (see `needed`)."""
+def daily_kpis(alarms: pa.Table, days: list[date], zone: ZoneInfo | None = None) -> pa.Table:
+    """One ALARM_KPIS row per day of `zone` (default the plant's); `alarms` must hold every alarm overlapping
+    those days or started within VIEW of them (see `needed`)."""
+    zone = zone or plantday.zone()
     frame = alarms.select(list(KPI_INPUTS)).to_pandas()
-    return pa.Table.from_pylist([_day(frame, day) for day in days], schema=ALARM_KPIS.schema)
+    return pa.Table.from_pylist([_day(frame, day, zone) for day in days], schema=ALARM_KPIS.schema)
 
 
-def needed(first: date, end: date) -> tuple[datetime, datetime, datetime]:
+def needed(first: date, end: date, zone: ZoneInfo) -> tuple[datetime, datetime, datetime]:
     """(view start, window start, view end) for reading the alarms the days [first, end) need: those
     started in [view start, view end), plus those started earlier and not ended before the window start."""
-    start, stop = _midnight(first), _midnight(end)
+    start, stop = plantday.local_midnight(first, zone), plantday.local_midnight(end, zone)
     return start - VIEW, start, stop + VIEW
 
 
-def late_days(before: pa.Table, after: pa.Table, days: Iterable[date]) -> list[date]:
+def late_days(before: pa.Table, after: pa.Table, days: Iterable[date], zone: ZoneInfo | None = None) -> list[date]:
     """KPI days other than `days` (the run's) that alarms written by a run change: for every alarm new in
     `after` or differing from `before` in a KPI input, the days from the one whose bursts it can join (it
     starts within VIEW after midnight) up to its end day, the run's last day if it is or was open (it may
     have been standing on every day in between), or the next day if it starts within VIEW before midnight."""
+    zone = zone or plantday.zone()
     run_days = sorted(days)
     old = {r["web_id"]: r for r in before.select(["web_id", *KPI_INPUTS]).to_pylist()}
     out: set[date] = set()
@@ -67,23 +71,20 @@ def late_days(before: pa.Table, after: pa.Table, days: Iterable[date]) -> list[d
             continue
         start = row["start_time"]
         ends = [r["end_time"] for r in (row, was) if r is not None]
-        last = max((start + VIEW).date(), run_days[-1] if None in ends else max(e.date() for e in ends))
-        day = (start - VIEW).date()
+        last = max(plantday.local_day(start + VIEW, zone),
+                   run_days[-1] if None in ends else max(plantday.local_day(e, zone) for e in ends))
+        day = plantday.local_day(start - VIEW, zone)
         while day <= last:
             out.add(day)
             day += timedelta(days=1)
     return sorted(out - set(run_days))
 
 
-def _midnight(day: date) -> datetime:
-    return datetime(day.year, day.month, day.day, tzinfo=timezone.utc)
-
-
-def _day(frame: pd.DataFrame, day: date) -> dict:
-    start = pd.Timestamp(_midnight(day))
-    end = start + pd.Timedelta(days=1)
+def _day(frame: pd.DataFrame, day: date, zone: ZoneInfo) -> dict:
+    start = pd.Timestamp(plantday.local_midnight(day, zone))
+    end = pd.Timestamp(plantday.local_midnight(day + timedelta(days=1), zone))
     raised = frame[(frame["start_time"] >= start) & (frame["start_time"] < end)]
-    n_windows = int(pd.Timedelta(days=1) / WINDOW)
+    n_windows = int((end - start) / WINDOW)
     slot = ((raised["start_time"] - start) // WINDOW).astype("int64").to_numpy()
     per_window = np.bincount(slot, minlength=n_windows)
     flood_windows = int((per_window > FLOOD_THRESHOLD).sum())

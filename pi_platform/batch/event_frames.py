@@ -14,6 +14,7 @@ import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from pi_platform import plantday
 from pi_platform.client import PIWebAPIClient
 from pi_platform.client.errors import NotFound
 from pi_platform.client.objects import event_frames_table
@@ -76,7 +77,7 @@ def frames_table(items: Sequence[dict]) -> pa.Table:
         EVENT_FRAMES,
         is_open=pc.or_kleene(table["is_open"], pc.is_null(table["end_time"])),
         primary_element_web_id=pa.array(primary, pa.string()),
-        start_date=pc.cast(table["start_time"], pa.date32()),
+        start_date=plantday.local_days(table["start_time"], plantday.zone()),
     )
 
 

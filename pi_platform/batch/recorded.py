@@ -12,7 +12,7 @@ import asyncio
 import queue
 import threading
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TypeVar
 
 import pyarrow as pa
@@ -38,13 +38,34 @@ class Extracted:
 
 
 def extract_recorded(
-    config: PIWebAPIConfig, store: DeltaStore, web_ids: Sequence[str], window: DayWindow, *, run_id: str | None = None
+    config: PIWebAPIConfig, store: DeltaStore, web_ids: Sequence[str], window: DayWindow, *, run_id: str | None = None,
+    processes: int = 1,
 ) -> Extracted:
-    """Replace `recorded_values` for the window's days by what PI holds for `web_ids` now."""
+    """Replace `recorded_values` for the window's days by what PI holds for `web_ids` now; `processes` > 1
+    reads and validates in that many worker processes (`recorded_processes`) while this one writes."""
+    from pi_platform.batch.recorded_processes import read_valid_in_processes  # builds on read_valid below
+
+    reading = Reading()
+    values = read_valid_in_processes(config, web_ids, window, reading, processes)
+    return commit_values(store, values, reading, window, run_id=run_id)
+
+
+@dataclass
+class Reading:
+    """What a `read_valid` stream has seen so far: rows passed on, rows refused, and the error that stopped it."""
+
+    rows: int = 0
+    rejects: list[pa.Table] = field(default_factory=list)
+    errors: list[BaseException] = field(default_factory=list)
+
+    def refused(self) -> pa.Table:
+        return pa.concat_tables(self.rejects) if self.rejects else REJECT_SCHEMA.empty_table()
+
+
+def read_valid(config: PIWebAPIConfig, web_ids: Sequence[str], window: DayWindow, reading: Reading) -> Iterator[pa.RecordBatch]:
+    """PI's recorded values of `web_ids` in the window, validated chunk by chunk, as RECORDED_VALUES batches;
+    refused rows go to `reading.rejects`. Shared by the one-process extraction and the sharded one."""
     schema = schemas.recorded_values(window.start_time, window.end_time)
-    rejects: list[pa.Table] = []
-    errors: list[BaseException] = []
-    rows = 0
 
     async def batches() -> AsyncIterator[ValueBatch]:
         if not web_ids:  # nothing selected: the window is emptied, not an error
@@ -53,34 +74,42 @@ def extract_recorded(
             async for batch in client.recorded(list(web_ids), window.start_time, window.end_time):
                 yield batch
 
-    def valid_batches() -> Iterator[pa.RecordBatch]:
-        nonlocal rows
-        try:
-            for batch in iterate_in_thread(batches):
-                if batch.rejects.num_rows:
-                    rejects.append(batch.rejects)
-                split = split_valid(with_event_date(in_window(batch.values, window)), schema, time_column="timestamp")
-                if split.rejects.num_rows:
-                    rejects.append(split.rejects)
-                rows += split.valid.num_rows
-                yield from split.valid.to_batches()
-        except BaseException as exc:
-            errors.append(exc)
-            raise
+    try:
+        for batch in iterate_in_thread(batches):
+            if batch.rejects.num_rows:
+                reading.rejects.append(batch.rejects)
+            split = split_valid(with_event_date(in_window(batch.values, window), window), schema, time_column="timestamp")
+            if split.rejects.num_rows:
+                reading.rejects.append(split.rejects)
+            reading.rows += split.valid.num_rows
+            yield from split.valid.to_batches()
+    except BaseException as exc:
+        reading.errors.append(exc)
+        raise
 
-    reader = pa.RecordBatchReader.from_batches(RECORDED_VALUES.schema, valid_batches())
+
+def commit_values(
+    store: DeltaStore, batches: Iterator[pa.RecordBatch], reading: Reading, window: DayWindow, *, run_id: str | None,
+    only: Sequence[str] | None = None,
+) -> Extracted:
+    """Stream `batches` into ONE range-overwrite commit of the window's days, then replace its quarantine rows
+    by `reading`'s rejects (complete once `batches` is exhausted). With `only` (WebIDs), just those tags' rows
+    of the days are replaced and every other tag's stay (late-edit healing re-reads only the edited tags)."""
+    reader = pa.RecordBatchReader.from_batches(RECORDED_VALUES.schema, batches)
     try:
         info = store.overwrite_range(
-            RECORDED_VALUES.name, reader, partition_column="event_date", start=window.first, end=window.end
+            RECORDED_VALUES.name, reader, partition_column="event_date", start=window.first, end=window.end,
+            where={"web_id": list(only)} if only is not None else None,
         )
     except Exception:
-        if errors:  # the reader failed (PI unreachable, bad credentials...): nothing was committed; say why
-            raise errors[0] from None
+        if reading.errors:  # the reader failed (PI unreachable, bad credentials...): nothing was committed; say why
+            raise reading.errors[0] from None
         raise
-    refused = pa.concat_tables(rejects) if rejects else REJECT_SCHEMA.empty_table()
-    replace_quarantine(store, refused, table_name=RECORDED_VALUES.name, start=window.first, end=window.end, run_id=run_id)
+    refused = reading.refused()
+    replace_quarantine(store, refused, table_name=RECORDED_VALUES.name, start=window.first, end=window.end, run_id=run_id,
+                       web_ids=only)
     reasons = refused.group_by("reason").aggregate([("reason", "count")]).to_pylist() if refused.num_rows else []
-    return Extracted(info, rows, refused.num_rows, {r["reason"]: r["reason_count"] for r in reasons})
+    return Extracted(info, reading.rows, refused.num_rows, {r["reason"]: r["reason_count"] for r in reasons})
 
 
 def in_window(values: pa.Table, window: DayWindow) -> pa.Table:
@@ -89,9 +118,9 @@ def in_window(values: pa.Table, window: DayWindow) -> pa.Table:
     return values.filter(pc.less(values["timestamp"], pa.scalar(window.end_time, values["timestamp"].type)))
 
 
-def with_event_date(values: pa.Table) -> pa.Table:
-    """VALUE_SCHEMA rows + the UTC day partition column, in RECORDED_VALUES' schema."""
-    return values.append_column("event_date", pc.cast(values["timestamp"], pa.date32())).cast(RECORDED_VALUES.schema)
+def with_event_date(values: pa.Table, window: DayWindow) -> pa.Table:
+    """VALUE_SCHEMA rows + the plant's day partition column, in RECORDED_VALUES' schema."""
+    return values.append_column("event_date", window.days_of(values["timestamp"])).cast(RECORDED_VALUES.schema)
 
 
 def iterate_in_thread(make: Callable[[], AsyncIterator[T]]) -> Iterator[T]:

@@ -41,6 +41,7 @@ class BatchSettings:
     max_concurrency: int = 8
     page_size: int = DEFAULT_PAGE_SIZE
     max_requests_per_second: float = 0.0  # 0: no client-side limit (the simulator is ours to load)
+    processes: int = 1  # reader processes of extract_recorded (the client CPU and RSS figures include them)
     floor_tags: int = 300  # tags whose payloads are captured for the floor
     verify_tags: int = 20  # tags whose extracted rows are compared with ground truth
     frozen_now: datetime | None = None  # simulator clock; default: the start of the run, frozen
@@ -101,7 +102,9 @@ def summarise(worker: dict, sim_cpu: CpuTimes | None, figures: floor.FloorFigure
         "values_per_s": rows / wall if wall else None,
         "projected_minutes_100k_tags": 100_000 / tags_per_s / 60 if tags_per_s else None,
         "selection_s": selection_s,
-        "peak_rss_bytes": worker["peak_rss_bytes"],
+        "peak_rss_bytes": worker["peak_rss_bytes"],  # writer + the sum of the reader processes' peaks
+        "writer_peak_rss_bytes": worker["writer_peak_rss_bytes"],
+        "reader_peak_rss_bytes": worker["reader_peak_rss_bytes"],
         "rss_before_extract_bytes": worker["rss_before_bytes"],
         "client_cpu_s": client_cpu,
         "client_cpu_user_s": worker["cpu_user_s"],
@@ -135,6 +138,7 @@ def report(runs: list[dict], settings: BatchSettings) -> dict:
             "day": settings.day.isoformat(), "seed": settings.seed, "values_per_minute": settings.values_per_minute,
             "edge_tags": settings.edge_tags, "max_concurrency": settings.max_concurrency,
             "page_size": settings.page_size, "max_requests_per_second": settings.max_requests_per_second or None,
+            "processes": settings.processes,
             "floor_tags": settings.floor_tags, "verify_tags": settings.verify_tags,
         },
         "code_path": "pi_platform.batch.recorded.extract_recorded (the recorded_values asset's extraction)",
@@ -157,7 +161,7 @@ def _extract(base_url: str, lake: Path, ids_file: Path, settings: BatchSettings)
         sys.executable, "-m", "pi_platform.bench.extract_worker", "--url", base_url, "--delta-root", str(lake),
         "--day", settings.day.isoformat(), "--web-ids", str(ids_file), "--max-concurrency", str(settings.max_concurrency),
         "--page-size", str(settings.page_size), "--max-requests-per-second", str(settings.max_requests_per_second),
-        "--exit-with-parent",
+        "--processes", str(settings.processes), "--exit-with-parent",
     ]
     with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
         proc = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=out, stderr=err, text=True, start_new_session=True)

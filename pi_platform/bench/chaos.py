@@ -7,8 +7,11 @@ that start with a channel drop so the reconnects' gap reads run into them. After
 every gap closed) the plant's clock is frozen and each table is compared with the simulator's ground truth
 (`plant.recorded`), row for row: values expected, committed, missing, doubled, differing, corrections.
 
-The suite runs a short version (pi_platform_tests/streaming/test_chaos_combined.py); the subprocess and
-table helpers here are the ones the streaming tests use.
+With `shards` > 1 each of the two is N sharded collectors (`--shard K/N`) committing concurrently to one
+table, and a kill -9 hits all N shards of it at once; the figures are then across shards.
+
+The suite runs a short version (pi_platform_tests/streaming/test_chaos_combined.py); the
+subprocess and table helpers here are the ones the streaming tests use.
 """
 
 import os
@@ -34,6 +37,7 @@ from pi_platform.simulator.clock import to_us
 from pi_platform.simulator.server import SimulatorServer
 from pi_platform.simulator.values import NEVER
 from pi_platform.streaming.gaps import read_gaps
+from pi_platform.streaming.shards import Shard, all_shards
 from pi_platform.streaming.state import CURSORS_FILE, read_json, read_status
 from pi_platform.value_columns import VALUE_SCHEMA, sort_values
 
@@ -50,25 +54,31 @@ class ChaosSettings:
     outage_s: tuple[float, float] = (0.3, 3.0)  # a killed collector stays down this long
     storm_s: tuple[float, float] = (2.0, 5.0)
     quiet_timeout_s: float = 120.0
+    shards: int = 1  # collectors per subscription, committing concurrently to one table
+    fault_kinds: tuple[str, ...] = FAULT_KINDS
+    subscriptions: tuple[str, ...] = ("by_name", "by_web_id")
 
 
 class CollectorProcess:
     """`pi-platform stream` as a real subprocess in its own session (so kill -9 hits only it)."""
 
     def __init__(self, state_dir: Path, delta_root: Path, url: str, extra: list[str],
-                 env: dict[str, str] | None = None) -> None:
-        self.state_dir = state_dir
+                 env: dict[str, str] | None = None, shard: Shard | None = None) -> None:
+        self.root = state_dir
+        self.shard = shard
+        self.state_dir = shard.state_dir(state_dir) if shard else state_dir  # where its own files are
         self.delta_root = delta_root
         self.url = url
         self.extra = list(extra)
         self.env = dict(env or {})
         self.command = [sys.executable, "-m", "pi_platform.cli", "stream", "--state-dir", str(state_dir),
-                        "--delta-root", str(delta_root), "--url", url, *extra]
+                        "--delta-root", str(delta_root), "--url", url, *extra,
+                        *(["--shard", shard.label] if shard else [])]
         self.process: subprocess.Popen | None = None
-        self.log = state_dir.parent / "collector.log"
+        self.log = state_dir.parent / (f"collector-{shard.suffix}.log" if shard and shard.sharded else "collector.log")
 
     def start(self) -> "CollectorProcess":
-        self.state_dir.mkdir(parents=True, exist_ok=True)
+        self.root.mkdir(parents=True, exist_ok=True)
         with open(self.log, "ab") as log:
             self.process = subprocess.Popen(self.command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
                                             env={**os.environ, "PYTHONUNBUFFERED": "1", **self.env})
@@ -76,7 +86,7 @@ class CollectorProcess:
 
     def restarted(self) -> "CollectorProcess":
         """A new process on the same state directory and lake."""
-        return CollectorProcess(self.state_dir, self.delta_root, self.url, self.extra, self.env).start()
+        return CollectorProcess(self.root, self.delta_root, self.url, self.extra, self.env, self.shard).start()
 
     def kill9(self) -> None:
         assert self.process is not None
@@ -137,9 +147,10 @@ def utc(us: int) -> datetime:
     return datetime.fromtimestamp(us / 1e6, timezone.utc)
 
 
-def compare(plant: Any, delta_root: Path, windows: dict[str, tuple[int, int]], now: datetime) -> dict[str, int]:
+def compare(plant: Any, delta_root: Path | str, windows: dict[str, tuple[int, int]], now: datetime,
+            storage_options: dict[str, str] | None = None) -> dict[str, int]:
     """Row-for-row figures of `stream_values` against the simulator's ground truth over each stream's window."""
-    table = table_values(delta_root)
+    table = table_values(delta_root, storage_options)
     figures = Counter({k: 0 for k in ("expected", "committed", "missing", "doubled", "extra", "differing",
                                       "corrections_expected", "corrections_applied")})
     for web_id, (start_us, end_us) in windows.items():
@@ -191,29 +202,37 @@ def run_chaos(settings: ChaosSettings, sim: SimulatorServer, work_dir: Path,
         "by_web_id": [a for p in points for a in ("--web-id", p.web_id)] + ["--web-id", bogus],
     }
     env = {"PI_WEBAPI_MAX_RETRIES": "2"}
-    collectors = {kind: CollectorProcess(work_dir / kind / "state", work_dir / kind / "lake", sim.base_url,
-                                         args + extra, env) for kind, extra in subscriptions.items()}
-    spawned = list(collectors.values())
+    shards = all_shards(settings.shards) if settings.shards > 1 else [None]
+    # kind -> its collectors: one, or one per shard (same state root and lake, committing concurrently)
+    groups = {kind: [CollectorProcess(work_dir / kind / "state", work_dir / kind / "lake", sim.base_url,
+                                      args + subscriptions[kind], env, shard) for shard in shards]
+              for kind in settings.subscriptions}
+    spawned = [c for group in groups.values() for c in group]
     rng = random.Random(settings.seed)
     faults: Counter[str] = Counter()
     admin = httpx.Client(base_url=sim.admin_url, timeout=10)
     try:
-        for collector in collectors.values():
+        for collector in spawned:
             collector.start()
-        wait_until(lambda: all((c.status().get("commits") or 0) >= 2 for c in collectors.values()), 90,
+        wait_until(lambda: all((c.status().get("commits") or 0) >= 2 for g in groups.values() for c in g), 90,
                    "first commits")
+        say(f"{len(spawned)} collector process(es) committing after {time.monotonic() - started:.0f}s")
         chaos_end = time.monotonic() + settings.duration_s
-        schedule = rng.sample(FAULT_KINDS, len(FAULT_KINDS))  # every kind at least once, then at random
+        schedule = rng.sample(settings.fault_kinds, len(settings.fault_kinds))  # every kind once, then at random
         while time.monotonic() < chaos_end:
-            kind = schedule.pop(0) if schedule else rng.choice(FAULT_KINDS)
+            kind = schedule.pop(0) if schedule else rng.choice(settings.fault_kinds)
             faults[kind] += 1
             if kind == "kill9":
-                name = rng.choice(sorted(collectors))
-                collectors[name].kill9()
+                name = rng.choice(sorted(groups))
+                # Kill collectors that are committing (not ones still starting up from the previous kill).
+                wait_until(lambda: all(c.current() and (c.status().get("commits") or 0) >= 1 for c in groups[name]),
+                           90, f"{name} committing again before the next kill")
+                for collector in groups[name]:  # every shard at once: concurrent commits cut mid-way
+                    collector.kill9()
                 time.sleep(rng.uniform(*settings.outage_s))
-                collectors[name] = collectors[name].restarted()
-                spawned.append(collectors[name])
-                say(f"kill -9 {name}, restarted")
+                groups[name] = [c.restarted() for c in groups[name]]
+                spawned.extend(groups[name])
+                say(f"kill -9 {name} ({len(groups[name])} process(es)), restarted")
             elif kind == "channel_drop":
                 admin.post("/channels/drop").raise_for_status()
                 say("channels dropped")
@@ -228,31 +247,37 @@ def run_chaos(settings: ChaosSettings, sim: SimulatorServer, work_dir: Path,
             time.sleep(rng.uniform(*settings.pause_s))
 
         admin.post("/faults", json={"reset": True}).raise_for_status()
-        crashes = sum(1 for c in collectors.values() if c.process is not None and c.process.poll() is not None)
+        every = [c for group in groups.values() for c in group]
+        crashes = sum(1 for c in every if c.process is not None and c.process.poll() is not None)
 
         def settled() -> bool:
             return all(c.current() and not c.status().get("gaps") and not read_gaps(c.state_dir)
-                       and (c.status().get("commits") or 0) >= 1 for c in collectors.values())
+                       and (c.status().get("commits") or 0) >= 1 for c in every)
 
         wait_until(settled, settings.quiet_timeout_s, "every gap closed after the faults stopped")
+        say(f"faults over, every gap closed after {time.monotonic() - started:.0f}s")
         frozen = plant.clock.now()
         admin.post("/clock", json={"now": frozen.isoformat()}).raise_for_status()
         windows = {}
-        for kind, collector in collectors.items():
-            since = {k: int(v) for k, v in (read_json(collector.state_dir / CURSORS_FILE) or {}).items()}
+        for kind, group in groups.items():
+            since = {k: int(v) for c in group for k, v in (read_json(c.state_dir / CURSORS_FILE) or {}).items()}
             windows[kind] = {p.web_id: (since[p.web_id], to_us(frozen)) for p in points}
 
         def converged() -> dict[str, dict[str, int]] | None:
-            figures = {kind: compare(plant, c.delta_root, windows[kind], frozen) for kind, c in collectors.items()}
+            figures = {kind: compare(plant, g[0].delta_root, windows[kind], frozen) for kind, g in groups.items()}
             clean = all(f["missing"] == f["extra"] == f["differing"] == f["doubled"] == 0 for f in figures.values())
             return figures if clean else None
 
         try:
             figures = wait_until(converged, settings.quiet_timeout_s, "the tables to equal ground truth", interval=1.0)
         except AssertionError:
-            figures = {kind: compare(plant, c.delta_root, windows[kind], frozen) for kind, c in collectors.items()}
-        bad_tags = {kind: sorted(b["ref"] for b in c.status().get("bad_tags", [])) for kind, c in collectors.items()}
-        exit_codes = {kind: c.terminate() for kind, c in collectors.items()}
+            figures = {kind: compare(plant, g[0].delta_root, windows[kind], frozen) for kind, g in groups.items()}
+        say(f"compared with ground truth after {time.monotonic() - started:.0f}s")
+        bad_tags = {kind: sorted(b["ref"] for c in g for b in c.status().get("bad_tags", []))
+                    for kind, g in groups.items()}
+        per_shard = {kind: {(c.shard.label if c.shard else "1/1"): c.status().get("total_rows_committed", 0)
+                            for c in g} for kind, g in groups.items()}
+        exit_codes = {kind: max(c.terminate() for c in g) for kind, g in groups.items()}
     finally:
         admin.close()
         for process in spawned:
@@ -267,6 +292,7 @@ def run_chaos(settings: ChaosSettings, sim: SimulatorServer, work_dir: Path,
         "collectors": figures,
         "totals": dict(totals),
         "bad_tags_isolated": bad_tags,
+        "rows_committed_since_last_start": per_shard,
         "collector_crashes": crashes,
         "exit_codes": exit_codes,
         "duration_s": round(time.monotonic() - started, 1),
@@ -281,7 +307,8 @@ def format_report(report: dict[str, Any]) -> str:
         f"doubled {totals['doubled']}, extra {totals['extra']}, differing {totals['differing']}",
         f"corrections  {totals['corrections_applied']} of {totals['corrections_expected']} applied",
         "bad tags     " + "; ".join(f"{k}: {', '.join(v) or 'none'}" for k, v in report["bad_tags_isolated"].items()),
-        f"collectors   {report['collector_crashes']} crashed, exit codes {report['exit_codes']}",
+        f"collectors   {report['collector_crashes']} crashed, exit codes {report['exit_codes']}"
+        + (f", {report['settings']['shards']} shards each" if report["settings"]["shards"] > 1 else ""),
         f"duration     {report['duration_s']} s",
     ]
     return "\n".join(lines)

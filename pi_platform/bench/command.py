@@ -10,10 +10,14 @@ import argparse
 import json
 from datetime import date, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pi_platform.client.config import DEFAULT_PAGE_SIZE
 from pi_platform.errors import ConfigError
 from pi_platform.pitime import parse_time
+
+if TYPE_CHECKING:
+    from pi_platform.bench.batch import BatchSettings
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -28,17 +32,25 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     batch.add_argument("--max-concurrency", type=int, default=8, help="client concurrent requests (default 8)")
     batch.add_argument("--page-size", type=int, default=DEFAULT_PAGE_SIZE, help=f"recorded maxCount (default {DEFAULT_PAGE_SIZE})")
     batch.add_argument("--max-requests-per-second", type=float, default=0.0, help="client rate limit (0: none)")
+    batch.add_argument("--processes", type=int, default=1,
+                       help="reader processes of the extraction (extract_recorded's `processes`; default 1)")
     batch.add_argument("--floor-tags", type=int, default=300, help="tags whose payloads measure the parse floor")
     batch.add_argument("--verify-tags", type=int, default=20, help="tags checked against ground truth")
     batch.add_argument("--now", type=_utc_time, help="freeze the simulator clock here (default: the start of the run)")
     batch.add_argument("--work-dir", help="where the temporary Delta lake goes (default: system temp)")
     batch.add_argument("--keep-lake", type=Path, help="write the Delta lake here and keep it (one --tags only)")
+    batch.add_argument("--shards", type=int,
+                       help="instead: the recorded_values asset through `dagster asset materialize` (multiprocess "
+                       "executor), unsharded and in N tag shards, side by side (wall time, rows, identical)")
     stream = sub.add_parser("stream", help="sustained values/s into Delta and end-to-end latency of the collector")
     stream.add_argument("--out", default="bench-results/stream.json", help="JSON report path")
     stream.add_argument("--pipeline-seconds", type=float, help="how long the collector is fed pre-built messages")
     stream.add_argument("--live-seconds", type=float, help="how long latency is measured on live channels")
     stream.add_argument("--live-tags", type=int, help="tags subscribed in the live measurement")
     stream.add_argument("--work-dir", help="where the temporary lake and state go (default: system temp)")
+    stream.add_argument("--shards", type=int,
+                        help="instead: live channels into one unsharded collector process, then into N shard processes "
+                        "committing to one table, side by side (values/s, latency, CPU per process)")
     alerts = sub.add_parser("alerts", help="false alarms and detection delays of the stale-tag check over a plant day")
     alerts.add_argument("--out", default="bench-results/alerts.json", help="JSON report path")
     alerts.add_argument("--tags", type=int, default=1000, help="regular tags (at least 200: two interfaces)")
@@ -54,6 +66,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     chaos.add_argument("--tags", type=int, default=6, help="regular tags per collector, EDGE tags added (default 6)")
     chaos.add_argument("--values-per-minute", type=float, default=600.0, help="per tag (default 600)")
     chaos.add_argument("--work-dir", help="where the lakes and state go (default: a temporary directory)")
+    chaos.add_argument("--shards", type=int, default=1,
+                       help="sharded collectors per subscription, committing concurrently to one table (default 1)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -74,12 +88,17 @@ def _batch(args: argparse.Namespace) -> int:
         raise ConfigError(f"--tags must be positive (got {', '.join(map(str, sizes))})")
     if args.keep_lake and len(sizes) > 1:
         raise ConfigError("--keep-lake keeps one run's lake: give a single --tags with it")
+    if args.processes < 1:
+        raise ConfigError(f"--processes must be at least 1 (got {args.processes})")
     settings = BatchSettings(
         day=args.day or default_day(), seed=args.seed, values_per_minute=args.values_per_minute,
         edge_tags=args.edge_tags, max_concurrency=args.max_concurrency, page_size=args.page_size,
         max_requests_per_second=args.max_requests_per_second, floor_tags=args.floor_tags, verify_tags=args.verify_tags,
+        processes=args.processes,
         frozen_now=args.now,
     )
+    if args.shards is not None:
+        return _batch_shards(args, sizes, settings)
     runs = []
     for n_tags in sizes:
         runs.append(run_batch(n_tags, settings, work_dir=args.work_dir, lake=args.keep_lake))
@@ -87,6 +106,18 @@ def _batch(args: argparse.Namespace) -> int:
     print(format_table(runs))
     print(f"report: {args.out}")
     return 0 if all(r["verified"] for r in runs) else 1
+
+
+def _batch_shards(args: argparse.Namespace, sizes: list[int], settings: "BatchSettings") -> int:
+    from pi_platform.bench import batch_shards
+
+    if args.shards < 2 or len(sizes) != 1:
+        raise ConfigError("--shards N: give N >= 2 and a single --tags (the unsharded run is measured alongside)")
+    result = batch_shards.run_sharded(sizes[0], args.shards, settings, work_dir=args.work_dir)
+    _write(args.out, result)
+    print(batch_shards.format_table(result))
+    print(f"report: {args.out}")
+    return 0 if result["identical"] else 1
 
 
 def format_table(runs: list[dict]) -> str:
@@ -114,8 +145,17 @@ def _utc_time(text: str) -> datetime:
 
 
 def _stream(args: argparse.Namespace) -> int:
-    from pi_platform.bench.stream import run_benchmark
+    from pi_platform.bench.stream import run_benchmark, run_sharded
 
+    if args.shards is not None:
+        if args.shards < 2:
+            raise ConfigError(f"--shards {args.shards}: give 2 or more (it is compared with one collector)")
+        options = {name: getattr(args, name) for name in ("live_seconds", "live_tags", "work_dir")}
+        result = run_sharded(args.shards, **{k: v for k, v in options.items() if v is not None})
+        _write(args.out, result)
+        print(json.dumps({k: v for k, v in result.items() if k != "machine"}, indent=2))
+        print(f"report: {args.out}")
+        return 0
     options = {name: getattr(args, name) for name in ("pipeline_seconds", "live_seconds", "live_tags", "work_dir")}
     result = run_benchmark(**{k: v for k, v in options.items() if v is not None})
     _write(args.out, result)
@@ -143,7 +183,9 @@ def _chaos(args: argparse.Namespace) -> int:
     from pi_platform.simulator.config import SimulatorConfig
     from pi_platform.simulator.server import SimulatorServer
 
-    settings = ChaosSettings(duration_s=args.duration, seed=args.seed, tags=args.tags)
+    if args.shards < 1:
+        raise ConfigError(f"--shards {args.shards}: give at least 1")
+    settings = ChaosSettings(duration_s=args.duration, seed=args.seed, tags=args.tags, shards=args.shards)
     sim = SimulatorServer(SimulatorConfig(n_tags=max(args.tags + 8, 12), values_per_minute=args.values_per_minute)).start()
     try:
         with tempfile.TemporaryDirectory(dir=args.work_dir, prefix="pi-chaos-") as work:

@@ -16,7 +16,7 @@ import time
 from collections import Counter
 from datetime import date, timedelta
 
-from pi_platform.bench.procstat import self_cpu, self_peak_rss_bytes, self_rss_bytes
+from pi_platform.bench.procstat import ChildrenPeakRss, children_cpu, self_cpu, self_peak_rss_bytes, self_rss_bytes
 from pi_platform.client.config import DEFAULT_PAGE_SIZE
 
 
@@ -54,6 +54,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-concurrency", type=int, default=8)
     parser.add_argument("--page-size", type=int, default=DEFAULT_PAGE_SIZE)
     parser.add_argument("--max-requests-per-second", type=float, default=0.0, help="0: no client-side limit")
+    parser.add_argument("--processes", type=int, default=1, help="reader processes (extract_recorded's `processes`)")
     parser.add_argument("--exit-with-parent", action="store_true", help="exit when stdin closes (the benchmark died)")
     args = parser.parse_args(argv)
     if args.exit_with_parent:
@@ -74,11 +75,12 @@ def main(argv: list[str] | None = None) -> int:
     warnings = WarningCounter()
     logging.getLogger("pi_platform.client").addHandler(warnings)
     rss_before = self_rss_bytes()
-    cpu_before = self_cpu()
+    cpu_before, children_before = self_cpu(), children_cpu()
     started = time.perf_counter()
-    extracted = extract_recorded(config, store, web_ids, window, run_id="bench")
+    with ChildrenPeakRss() as readers:
+        extracted = extract_recorded(config, store, web_ids, window, run_id="bench", processes=args.processes)
     wall = time.perf_counter() - started
-    cpu = self_cpu() - cpu_before
+    cpu = self_cpu() - cpu_before + (children_cpu() - children_before)  # the reader processes' work is the client's
     print(json.dumps({
         "tags": len(web_ids),
         "rows": extracted.rows,
@@ -90,7 +92,10 @@ def main(argv: list[str] | None = None) -> int:
         "rss_before_bytes": rss_before,
         "client_warnings": dict(warnings.counts),
         "first_client_warning": warnings.first,
-        "peak_rss_bytes": self_peak_rss_bytes(),
+        "peak_rss_bytes": self_peak_rss_bytes() + readers.total_bytes,
+        "writer_peak_rss_bytes": self_peak_rss_bytes(),
+        "reader_peak_rss_bytes": sorted(readers.peaks.values()),
+        "processes": args.processes,
         "delta": {"uri": extracted.info.uri, "version": extracted.info.version, "files": extracted.info.num_files,
                   "bytes": extracted.info.size_bytes},
     }), flush=True)

@@ -1,7 +1,8 @@
 """The parse floor: the least CPU any Python client must spend per value on the same payloads.
 
 Real `streamsets/recorded` responses are captured from the simulator (same WebID groups and parameters
-as the client sends), then timed in-process: orjson parse alone, and orjson parse + the same VALUE_SCHEMA
+as the client sends), then timed in-process: orjson parse alone (through the client's `load_json`, GC paused
+as in the client), and orjson parse + the same VALUE_SCHEMA
 Arrow columns built by the leanest code we know (C-level `map(itemgetter)`, one Arrow conversion per
 column, numpy for positions). `floor_table` is deliberately a reference, not production code: it handles
 only well-formed single-page answers (what the sample holds), and `measure` checks that it builds exactly
@@ -13,16 +14,17 @@ from dataclasses import dataclass
 from datetime import date, datetime, time as dtime, timedelta, timezone
 from itertools import chain
 from operator import itemgetter
+from urllib.parse import quote
 
 import httpx
 import numpy as np
-import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from pi_platform.client.columns import StreamPage, build_batch
 from pi_platform.client.config import DEFAULT_PAGE_SIZE
-from pi_platform.client.recorded import url_groups
+from pi_platform.client.recorded import RECORDED_FIELDS, url_groups
+from pi_platform.client.transport import load_json
 from pi_platform.pitime import format_time
 from pi_platform.value_columns import TIMESTAMP, VALUE_SCHEMA, sort_values
 
@@ -57,10 +59,10 @@ def capture(base_url: str, web_ids: list[str], day: date, *, page_size: int = DE
     end = start + timedelta(days=1)
     bodies = []
     with httpx.Client(base_url=base_url + "/", timeout=120, headers={"Accept": "application/json"}) as http:
-        for group in url_groups(web_ids, len(base_url) + 200, max_url_length):
+        for group in url_groups(web_ids, len(base_url) + 200 + len(quote(RECORDED_FIELDS)), max_url_length):
             params = [("webId", w) for w in group]
             params += [("startTime", format_time(start)), ("endTime", format_time(end)), ("maxCount", page_size),
-                       ("boundaryType", "Inside")]
+                       ("boundaryType", "Inside"), ("selectedFields", RECORDED_FIELDS)]
             response = http.get("streamsets/recorded", params=params)
             response.raise_for_status()
             bodies.append(response.content)
@@ -69,7 +71,7 @@ def capture(base_url: str, web_ids: list[str], day: date, *, page_size: int = DE
 
 def floor_table(payload: bytes) -> pa.Table:
     """VALUE_SCHEMA rows of one streamsets/recorded body, the leanest way."""
-    streams = orjson.loads(payload)["Items"]
+    streams = load_json(payload)["Items"]
     per_stream = [s["Items"] for s in streams]
     items = list(chain.from_iterable(per_stream))
     n = len(items)
@@ -110,14 +112,14 @@ def floor_table(payload: bytes) -> pa.Table:
         pa.array(codes, pa.int32()),
         pa.array(system),
         *(pa.array(list(map(itemgetter(flag), items)), pa.bool_()) for flag in ("Good", "Questionable", "Substituted", "Annotated")),
-        pa.array(list(map(itemgetter("UnitsAbbreviation"), items)), pa.string()),
+        pa.array([s["UnitsAbbreviation"] for s in streams], pa.string()).take(take),  # selectedFields: per stream
     ]
     return pa.Table.from_arrays(columns, schema=VALUE_SCHEMA)
 
 
 def client_table(payload: bytes) -> pa.Table:
     """The same body through the client's own column builder (pi_platform.client.columns.build_batch)."""
-    streams = orjson.loads(payload)["Items"]
+    streams = load_json(payload)["Items"]
     pages = [StreamPage(s["WebId"], s["Name"], s.get("UnitsAbbreviation"), s["Items"]) for s in streams]
     return build_batch(pages)[0].values
 
@@ -133,7 +135,7 @@ def measure(payloads: list[bytes], *, repeats: int = 3) -> FloorFigures:
         payloads=len(payloads),
         payload_bytes=sum(map(len, payloads)),
         values=values,
-        parse_s_per_value=_best(lambda: [orjson.loads(p) for p in payloads], repeats) / values,
+        parse_s_per_value=_best(lambda: [load_json(p) for p in payloads], repeats) / values,
         floor_s_per_value=_best(lambda: [floor_table(p) for p in payloads], repeats) / values,
         client_build_s_per_value=_best(lambda: [client_table(p) for p in payloads], repeats) / values,
     )

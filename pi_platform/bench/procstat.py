@@ -6,6 +6,7 @@ guessed.
 
 import os
 import resource
+import threading
 from dataclasses import dataclass
 
 _TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
@@ -23,11 +24,66 @@ class CpuTimes:
     def __sub__(self, other: "CpuTimes") -> "CpuTimes":
         return CpuTimes(self.user_s - other.user_s, self.system_s - other.system_s)
 
+    def __add__(self, other: "CpuTimes") -> "CpuTimes":
+        return CpuTimes(self.user_s + other.user_s, self.system_s + other.system_s)
+
 
 def self_cpu() -> CpuTimes:
     """All threads of this process (delta-rs' Rust threads included)."""
     usage = resource.getrusage(resource.RUSAGE_SELF)
     return CpuTimes(usage.ru_utime, usage.ru_stime)
+
+
+def children_cpu() -> CpuTimes:
+    """Children of this process that have exited and been waited for (the extraction's reader processes)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return CpuTimes(usage.ru_utime, usage.ru_stime)
+
+
+class ChildrenPeakRss:
+    """Samples the memory high-water mark of every live child of this process, in a thread, while in use.
+
+    ru_maxrss of RUSAGE_CHILDREN is the largest single child, but the reader processes run side by side, so
+    what the machine must hold is the sum of their peaks; that sum is reported (an upper bound: the peaks
+    need not coincide). A child is sampled until it exits, so a peak reached in the last interval can be
+    missed; sampling is frequent (0.1 s) because memory grows over many pages, not in one.
+    """
+
+    def __init__(self, interval_s: float = 0.1) -> None:
+        self.interval_s = interval_s
+        self.peaks: dict[int, int] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, name="children-rss", daemon=True)
+
+    def __enter__(self) -> "ChildrenPeakRss":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    @property
+    def total_bytes(self) -> int:
+        return sum(self.peaks.values())
+
+    def _sample(self) -> None:
+        while not self._stop.wait(self.interval_s):
+            for pid in _children(os.getpid()):
+                peak = pid_peak_rss_bytes(pid)
+                if peak:
+                    self.peaks[pid] = max(peak, self.peaks.get(pid, 0))
+
+
+def _children(pid: int) -> list[int]:
+    found: list[int] = []
+    try:
+        for task in os.listdir(f"/proc/{pid}/task"):
+            with open(f"/proc/{pid}/task/{task}/children") as listed:
+                found.extend(int(child) for child in listed.read().split())
+    except OSError:
+        pass
+    return found
 
 
 def self_peak_rss_bytes() -> int:

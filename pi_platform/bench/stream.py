@@ -10,6 +10,10 @@ Three measurements, because the simulator cannot produce 100,000 values/s on two
 - **live**: the simulator in its own process pushes `tags x values_per_minute` over real channels; end-to-end
   latency is commit time minus each value's own PI timestamp (so it includes the server's poll interval,
   as it would with a real PI Web API), reported as p50/p99 with the committed rate.
+
+`--shards N` instead runs the live measurement twice with collectors as real `pi-platform stream`
+processes against one simulator process: one unsharded collector, then N shards (`--shard K/N`) committing
+concurrently to one table, side by side: values/s, latency p50/p99 and CPU per process.
 """
 
 import asyncio
@@ -22,14 +26,16 @@ import numpy as np
 import orjson
 import pyarrow as pa
 
+from pi_platform.bench.chaos import CollectorProcess, wait_until
 from pi_platform.bench.machine import machine_info
-from pi_platform.bench.procstat import pid_cpu, self_cpu, self_peak_rss_bytes
+from pi_platform.bench.procstat import pid_cpu, pid_peak_rss_bytes, self_cpu, self_peak_rss_bytes
 from pi_platform.bench.simproc import SimulatorProcess, SimulatorSpec
 from pi_platform.client import PIWebAPIConfig
 from pi_platform.storage import DeltaStore
 from pi_platform.streaming.channel import ChannelOptions
 from pi_platform.streaming.collector import Collector, CollectorConfig
 from pi_platform.storage.tables import STREAM_VALUES
+from pi_platform.streaming.shards import all_shards
 from pi_platform.streaming.state import write_subscription
 
 _HOUR_PLACEHOLDER = b"2020-01-01T00"
@@ -177,6 +183,77 @@ def _receive_lag(config: CollectorConfig) -> tuple[float | None, float | None]:
     if not len(lag):
         return None, None
     return round(float(np.percentile(lag, 50)), 3), round(float(np.percentile(lag, 99)), 3)
+
+
+def _live_processes(work: Path, sim_url: str, web_ids: list[str], shards: int, seconds: float) -> dict:
+    """`shards` collector processes (1: unsharded) on one lake, measured over `seconds` once all are committing
+    and their start-up backfill is read: values/s from each one's committed-row count, latency p50/p99 from its
+    status (the collector's rolling 30 s window: PI timestamp to Delta commit), CPU from /proc."""
+    root, lake = work / f"live-{shards}-state", work / f"live-{shards}-lake"
+    layout = all_shards(shards) if shards > 1 else [None]
+    processes = []
+    for shard in layout:
+        write_subscription(shard.state_dir(root) if shard else root, web_ids)
+        processes.append(CollectorProcess(root, lake, sim_url, ["--batch-age", "0.25", "--heartbeat-rate", "2"],
+                                          shard=shard).start())
+    try:
+        wait_until(lambda: all(p.current() and (p.status().get("commits") or 0) >= 3 and not p.status().get("gaps")
+                               for p in processes), 180, "every collector committing, its backfill read")
+        start = [(p.status().get("total_rows_committed") or 0, pid_cpu(p.process.pid)) for p in processes]
+        t0 = time.perf_counter()
+        time.sleep(seconds)
+        wall = time.perf_counter() - t0
+        figures = []
+        for process, (rows0, cpu0) in zip(processes, start, strict=True):
+            status, cpu1 = process.status(), pid_cpu(process.process.pid)
+            throughput = status.get("throughput") or {}
+            cpu = None if cpu0 is None or cpu1 is None else (cpu1 - cpu0).total_s
+            figures.append({
+                "shard": status.get("shard"),
+                "streams": status["subscription"]["streams"],
+                "values_per_s": round(((status.get("total_rows_committed") or 0) - rows0) / wall),
+                "latency_p50_s": _round(throughput.get("latency_p50_s")),
+                "latency_p99_s": _round(throughput.get("latency_p99_s")),
+                "cpu_s": None if cpu is None else round(cpu, 2),
+                "cpu_percent": None if cpu is None else round(100 * cpu / wall, 1),
+                "peak_rss_bytes": pid_peak_rss_bytes(process.process.pid),
+            })
+        exit_codes = [p.terminate() for p in processes]
+    finally:
+        for process in processes:
+            process.cleanup()
+    p99 = [f["latency_p99_s"] for f in figures if f["latency_p99_s"] is not None]
+    return {"collectors": shards, "values_per_s": sum(f["values_per_s"] for f in figures), "window_s": round(wall, 1),
+            "worst_latency_p99_s": max(p99, default=None), "processes": figures, "exit_codes": exit_codes}
+
+
+def _round(value: float | None) -> float | None:
+    return None if value is None else round(value, 3)
+
+
+def run_sharded(shards: int, *, live_tags: int = 1000, live_values_per_minute: float = 600.0,
+                live_seconds: float = 30.0, work_dir: str | None = None) -> dict:
+    """The live measurement with one collector process, then with `shards`, against one simulator process."""
+    work = Path(tempfile.mkdtemp(prefix="pi-bench-stream-", dir=work_dir))
+    try:
+        spec = SimulatorSpec(n_tags=live_tags, values_per_minute=live_values_per_minute)
+        with SimulatorProcess(spec) as sim:
+            from pi_platform.simulator.plant import Plant
+
+            plant = Plant(n_tags=live_tags, values_per_minute=live_values_per_minute, edge_tags=False,
+                          event_frames=False)  # same seed as the simulator process: same WebIds
+            web_ids = [p.web_id for p in plant.points]
+            runs = {}
+            for count in (1, shards):
+                sim_cpu0 = pid_cpu(sim.pid)
+                runs[str(count)] = _live_processes(work, sim.base_url, web_ids, count, live_seconds)
+                sim_cpu1 = pid_cpu(sim.pid)
+                runs[str(count)]["simulator_cpu_s"] = (None if sim_cpu0 is None or sim_cpu1 is None
+                                                       else round((sim_cpu1 - sim_cpu0).total_s, 2))
+        return {"benchmark": "stream-shards", "machine": machine_info(), "tags": live_tags,
+                "target_values_per_s": round(live_tags * live_values_per_minute / 60), "runs": runs}
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
 
 
 def run_benchmark(*, pipeline_seconds: float = 20.0, pipeline_streams: int = 1000, values_per_stream: int = 10,

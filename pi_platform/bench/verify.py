@@ -4,12 +4,13 @@ The simulator is deterministic, so the same Plant built in this process (same se
 computes exactly what PI holds; a fast run that lost or doubled values would be worthless.
 """
 
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import date, timedelta
 
 import pyarrow as pa
 import pyarrow.compute as pc
 from deltalake import DeltaTable
 
+from pi_platform import plantday
 from pi_platform.bench.simproc import SimulatorSpec
 from pi_platform.simulator.plant import Plant
 from pi_platform.value_columns import VALUE_SCHEMA, sort_values
@@ -17,12 +18,12 @@ from pi_platform.value_columns import VALUE_SCHEMA, sort_values
 
 def ground_truth(spec: SimulatorSpec, web_ids: list[str], day: date) -> pa.Table:
     """What the day's partition must hold for these tags, in VALUE_SCHEMA, sorted: PI's recorded values of
-    [midnight, next midnight). PI's range includes both ends, but a value stamped exactly at the next midnight
+    [midnight, next midnight) of the plant's day (PI_PARTITION_TIMEZONE). PI's range includes both ends, but a value stamped exactly at the next midnight
     belongs to the next day's partition (the extraction stores it there), so it is not expected here."""
     plant = Plant(spec.seed, spec.n_tags, spec.values_per_minute, edge_tags=spec.edge_tags, now=spec.now,
                   event_frames=False)
-    start = datetime.combine(day, time(0), tzinfo=timezone.utc)
-    end = start + timedelta(days=1)
+    zone = plantday.zone()  # the partition's day: [local midnight, next local midnight)
+    start, end = plantday.local_midnight(day, zone), plantday.local_midnight(day + timedelta(days=1), zone)
     tables = [plant.recorded(web_id, start, end) for web_id in web_ids]
     if not tables:
         return VALUE_SCHEMA.empty_table()

@@ -10,7 +10,7 @@
             batch.values    # pa.Table in pi_platform.value_columns.VALUE_SCHEMA
             batch.rejects   # items PI returned that are not values, with the reason and raw JSON
 
-Layers, bottom up: `config` (settings, secrets) -> `auth` -> `throttle` (rate limit, backoff) ->
+Layers, bottom up: `config` (settings, secrets) -> `auth` (Kerberos: `negotiate`) -> `throttle` (rate limit, backoff) ->
 `transport` (HTTP, retries, PI error mapping) -> `paging` (startIndex lists, recorded time cursor) ->
 `columns` (JSON -> Arrow) -> `recorded` (multi-tag fan-out) -> `client` (the public methods);
 `frames` turns object lists into tables and `doctor` is the `pi-platform doctor` command.

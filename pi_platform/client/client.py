@@ -7,13 +7,13 @@ an hour off twice a year).
 """
 
 import logging
-from collections.abc import AsyncIterator, Sequence
-from datetime import datetime, timezone
+from collections.abc import AsyncIterator, Mapping, Sequence
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import pyarrow as pa
 
-from pi_platform.client import current
+from pi_platform.client import current, summaries, updates
 from pi_platform.client.columns import ValueBatch
 from pi_platform.client.config import PIWebAPIConfig
 from pi_platform.client.errors import NotFound, TimeRangeError
@@ -181,6 +181,27 @@ class PIWebAPIClient:
         ids = [web_ids] if isinstance(web_ids, str) else list(web_ids)
         async for batch in RecordedReader(self.transport, self.config).read(ids, start_dt, end_dt):
             yield batch
+
+    async def summaries(self, web_ids: Sequence[str], start: TimeLike, end: TimeLike, *, duration: timedelta,
+                        types: Sequence[str], basis: str = "TimeWeighted") -> summaries.SummaryBatch:
+        """PI's summaries (`streamsets/summary`) per `duration` interval, long form; see `client/summaries.py`."""
+        start_dt, end_dt = self.resolve_range(start, end)
+        return await summaries.summaries(self.transport, web_ids, start_dt, end_dt, duration=duration, types=types,
+                                         basis=basis)
+
+    async def interpolated(self, web_ids: Sequence[str], start: TimeLike, end: TimeLike, *,
+                           interval: timedelta) -> ValueBatch:
+        """PI's interpolated values (`streamsets/interpolated`) every `interval` in [start, end), VALUE_SCHEMA."""
+        start_dt, end_dt = self.resolve_range(start, end)
+        return await summaries.interpolated(self.transport, web_ids, start_dt, end_dt, interval=interval)
+
+    async def register_updates(self, web_ids: Sequence[str]) -> updates.Registered:
+        """Register streams for Stream Updates (`streamsets/updates`): a marker per stream; see `client/updates.py`."""
+        return await updates.register(self.transport, web_ids)
+
+    async def poll_updates(self, markers: Mapping[str, str]) -> updates.Updates:
+        """What changed (edits included) since each marker, and the markers to use next."""
+        return await updates.poll(self.transport, markers)
 
     async def recorded_batch(self, web_ids: str | Sequence[str], start: TimeLike, end: TimeLike) -> ValueBatch:
         """All chunks of `recorded` in one ValueBatch (values and rejects)."""

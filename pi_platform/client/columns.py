@@ -14,7 +14,7 @@ table (REJECT_SCHEMA) with the reason and the raw JSON: never silently dropped.
 """
 
 from dataclasses import dataclass
-from itertools import chain, repeat
+from itertools import chain, compress, repeat
 from operator import contains, itemgetter
 
 import numpy as np
@@ -28,6 +28,8 @@ _NS = pa.timestamp("ns", tz="UTC")
 _ISO = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?Z$"
 _NUMERIC = {float, int, bool, type(None)}
 _TEXT = {str, type(None)}
+_NUMBER, _STRING, _STATE, _OTHER = 0, 1, 2, 3  # kinds of a JSON Value (None counts as a number: null value)
+_KIND = {float: _NUMBER, int: _NUMBER, bool: _NUMBER, type(None): _NUMBER, str: _STRING, dict: _STATE}
 
 
 @dataclass(frozen=True)
@@ -121,16 +123,13 @@ def _bools(items: list, key: str, default: bool) -> pa.Array:
     return pc.fill_null(array, default) if array.null_count else array
 
 
-def _indices(flags: "map[bool]") -> np.ndarray:
-    return np.flatnonzero(np.fromiter(flags, dtype=bool))
-
-
 def _split_values(values: list) -> tuple[dict[str, pa.Array], np.ndarray | None]:
     """Route each JSON `Value` to its typed column; return the columns and a mask of unsupported shapes.
 
-    Common pages are all numbers (or all strings) and take one Arrow conversion. Mixed pages (numbers
-    with a few system states) locate the state dicts with a C-level `map(isinstance)` and blank them in a
-    copy, so the numbers still convert in one call.
+    Common pages are all numbers (or all strings) and take one Arrow conversion. Mixed pages (numbers with
+    digital states, which every page spanning a digital tag is) classify each value by type with C-level
+    `map`s into a numpy kind array, then convert the whole list once per column with the other kinds masked
+    out (Arrow skips masked items unread), so no per-value Python loop runs.
     """
     n = len(values)
     kinds = set(map(type, values))
@@ -145,31 +144,23 @@ def _split_values(values: list) -> tuple[dict[str, pa.Array], np.ndarray | None]
         return {**nulls, "value": pa.array(values, pa.float64())}, None
     if kinds <= _TEXT:
         return {**nulls, "value_str": pa.array(values, pa.string())}, None
-    numbers, texts = list(values), list(values)
-    state_idx = _indices(map(isinstance, values, repeat(dict))) if dict in kinds else np.zeros(0, dtype=np.int64)
-    states = [values[i] for i in state_idx]
-    named = np.fromiter(("Name" in v for v in states), dtype=bool, count=len(states))
-    bad = np.zeros(n, dtype=bool)
+    kind = np.fromiter(map(_KIND.get, map(type, values), repeat(_OTHER)), dtype=np.int8, count=n)
+    state_idx = np.flatnonzero(kind == _STATE)
+    states = list(map(values.__getitem__, state_idx.tolist()))
+    named = np.fromiter(map(contains, states, repeat("Name")), dtype=bool, count=len(states))
+    bad = kind == _OTHER
     bad[state_idx[~named]] = True
-    if not kinds <= _NUMERIC | _TEXT | {dict}:
-        bad[_indices(type(v) not in _NUMERIC and type(v) is not str and type(v) is not dict for v in values)] = True
-    strings = str in kinds
-    for i in np.flatnonzero(bad).tolist() + state_idx.tolist():
-        numbers[i] = texts[i] = None
-    if strings:
-        for i in _indices(map(isinstance, values, repeat(str))).tolist():
-            numbers[i] = None
-        texts = [v if type(v) is str else None for v in texts]
-    columns = {**nulls, "value": pa.array(numbers, pa.float64()),
-               "value_str": pa.array(texts, pa.string()) if strings else nulls["value_str"]}
-    states_ok = [s for s, ok in zip(states, named) if ok]
-    if states_ok:
+    columns = {**nulls, "value": pa.array(values, pa.float64(), mask=kind != _NUMBER)}
+    if str in kinds:
+        columns["value_str"] = pa.array(values, pa.string(), mask=kind != _STRING)
+    if named.any():
+        states_ok = list(compress(states, named))
         mask = np.zeros(n, dtype=bool)
         mask[state_idx[named]] = True
         arrow_mask = pa.array(mask)
-        names = pa.array([s["Name"] for s in states_ok], pa.string())
-        codes = pa.array([s.get("Value") for s in states_ok], pa.int32())
-        system = pc.fill_null(pa.array([s.get("IsSystem", False) for s in states_ok], pa.bool_()), False)
+        names = pa.array(_field(states_ok, "Name"), pa.string())
+        codes = pa.array(_field(states_ok, "Value"), pa.int32())
+        system = pc.fill_null(pa.array(_field(states_ok, "IsSystem", False), pa.bool_()), False)
         columns["digital_state"] = pc.replace_with_mask(nulls["digital_state"], arrow_mask, names)
         columns["digital_code"] = pc.replace_with_mask(nulls["digital_code"], arrow_mask, codes)
         columns["is_system"] = pc.replace_with_mask(nulls["is_system"], arrow_mask, system)
@@ -229,9 +220,12 @@ def build_batch(pages: list[StreamPage], *, end_exclusive_us: int | None = None)
         has_errors[[i for i, it in enumerate(items) if it.get("Errors")]] = True
     reasons = _reject_reasons(has_errors, bad_ts, bad_value)
 
-    units = pa.array(_field(items, "UnitsAbbreviation"), pa.string())
-    if units.null_count:
-        units = pc.coalesce(units, stream_units.take(take))
+    if items and not any(map(contains, items, repeat("UnitsAbbreviation"))):
+        units = stream_units.take(take)  # selectedFields left per-value units out: the stream's apply
+    else:
+        units = pa.array(_field(items, "UnitsAbbreviation"), pa.string())
+        if units.null_count:
+            units = pc.coalesce(units, stream_units.take(take))
     columns = {
         "web_id": web_ids.take(take),
         "name": names.take(take),

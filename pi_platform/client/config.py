@@ -37,6 +37,12 @@ class PIWebAPIConfig(BaseModel):
     username: str | None = None
     password: SecretStr | None = None
     token: SecretStr | None = None
+    keytab: str | None = Field(None, description="auth=kerberos: a service account's keytab (else the ticket cache)")
+    principal: str | None = Field(None, description="auth=kerberos: whose tickets, e.g. svc-pi@EXAMPLE.COM")
+    spn: str | None = Field(None, description="auth=kerberos: the server's SPN when not HTTP/<URL host>")
+    mutual_auth: Literal["required", "optional", "disabled"] = Field(
+        "optional", description="auth=kerberos: whether the server must prove its identity")
+    delegate: bool = Field(False, description="auth=kerberos: forward our ticket (unconstrained delegation)")
     verify_tls: bool = True
     ca_bundle: str | None = Field(None, description="PEM file with the CA(s) that signed the server certificate")
     timeout_s: float = Field(60.0, gt=0)
@@ -95,6 +101,10 @@ class PIWebAPIConfig(BaseModel):
             raise ValueError("auth=bearer needs a token (PI_WEBAPI_TOKEN)")
         if self.page_size > self.server_max_items:
             raise ValueError(f"page_size must not exceed server_max_items ({self.server_max_items})")
+        if self.keytab and not os.path.isfile(self.keytab):
+            raise ValueError(f"keytab {self.keytab!r} is not a file; point it at the service account's keytab")
+        if self.spn and "/" not in self.spn.strip("/"):
+            raise ValueError(f"spn {self.spn!r} must look like HTTP/pi.example.com")
         if self.ca_bundle and not os.path.isfile(self.ca_bundle):
             raise ValueError(f"ca_bundle {self.ca_bundle!r} is not a file; point it at a PEM CA bundle")
         return self

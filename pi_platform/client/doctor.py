@@ -1,8 +1,9 @@
 """`pi-platform doctor`: can we reach this PI Web API, are we allowed in, and what is there?
 
 Prints what it found (product version, data servers with point counts, asset servers with databases) or
-one line per problem (DNS, refused, TLS, 401 with the schemes the server offers, 403, timeout) and exits
-1. Settings come from flags, else from PI_WEBAPI_* env vars; passwords are best given by env var, since
+one line per problem (DNS, refused, TLS, 401 with the schemes the server offers, 403, timeout; for Kerberos
+the cause in domain terms from `negotiate`: no ticket, expired, unregistered SPN, clock skew, not offered)
+and exits 1. Settings come from flags, else from PI_WEBAPI_* env vars; passwords are best given by env var, since
 command lines are visible to other users of the machine.
 """
 
@@ -22,6 +23,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--username", help="env PI_WEBAPI_USERNAME")
     parser.add_argument("--password", help="prefer env PI_WEBAPI_PASSWORD: command lines are visible to others")
     parser.add_argument("--token", help="bearer token; prefer env PI_WEBAPI_TOKEN")
+    parser.add_argument("--keytab", help="kerberos: a service account's keytab (env PI_WEBAPI_KEYTAB)")
+    parser.add_argument("--principal", help="kerberos: whose tickets, e.g. svc-pi@EXAMPLE.COM (PI_WEBAPI_PRINCIPAL)")
     parser.add_argument("--ca-bundle", dest="ca_bundle", help="PEM CA bundle (env PI_WEBAPI_CA_BUNDLE)")
     parser.add_argument("--insecure", action="store_true", help="do not verify TLS certificates (testing only)")
     parser.add_argument("--timeout", type=float, default=None, help="seconds per request (default 15)")
@@ -31,6 +34,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     config = PIWebAPIConfig.from_env(
         url=args.url, auth=args.auth, username=args.username, password=args.password, token=args.token,
+        keytab=args.keytab, principal=args.principal,
         ca_bundle=args.ca_bundle, verify_tls=False if args.insecure else None,
         timeout_s=args.timeout if args.timeout is not None else 15.0,
         max_retries=args.retries if args.retries is not None else 1,

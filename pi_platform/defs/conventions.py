@@ -26,7 +26,7 @@ DAILY_FRESHNESS = dg.FreshnessPolicy.time_window(fail_window=timedelta(hours=50)
 
 
 def daily_asset(group: str, *, reads_pi: bool = True) -> dict:
-    """`@dg.asset` arguments every daily table shares: UTC day partitions, single-run backfills (one run for a
+    """`@dg.asset` arguments every daily table shares: the plant's day partitions, single-run backfills (one run for a
     range writes one commit per table), kinds, owners, freshness, and the PI pool for assets that read PI."""
     args = dict(
         partitions_def=daily_partitions,

@@ -1,4 +1,5 @@
-"""What every materialisation shows in the UI: size, shape, time range, Delta version, a preview, a chart.
+"""What every materialisation shows in the UI: size, shape, time range, Delta version, a preview, a chart, and a
+link to the table in the web viewer.
 
 `dagster/last_updated_timestamp` is the newest *event* time in the written data, not the run time, so
 freshness reflects how current the data is (a backfill of last year does not make the table look fresh).
@@ -10,6 +11,7 @@ import dagster as dg
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from pi_platform import settings
 from pi_platform.batch.window import DayWindow
 from pi_platform.storage import TableInfo
 
@@ -52,6 +54,7 @@ def table_metadata(
         "delta_files": dg.MetadataValue.int(info.num_files),
         "delta_bytes": dg.MetadataValue.int(info.size_bytes),
         "preview": dg.MetadataValue.md(preview(data)),
+        "viewer": dg.MetadataValue.url(viewer_link(info.table)),
     }
     if rows is None and "web_id" in data.column_names:
         meta["distinct_web_ids"] = dg.MetadataValue.int(pc.count_distinct(data["web_id"]).as_py())
@@ -62,6 +65,11 @@ def table_metadata(
         meta["time_range"] = f"{oldest.isoformat()} .. {newest.isoformat()}"
         meta["dagster/last_updated_timestamp"] = dg.MetadataValue.timestamp(newest)
     return meta
+
+
+def viewer_link(table: str) -> str:
+    """The web viewer's page for `table` (`pi-platform viewer`, also served by `pi-platform up`)."""
+    return f"{settings.viewer_url()}/tables/{table}"
 
 
 def preview(data: pa.Table) -> str:

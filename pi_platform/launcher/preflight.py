@@ -10,9 +10,9 @@ import asyncio
 import io
 import socket
 from collections.abc import Callable
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime, timedelta
 
-from pi_platform import settings
+from pi_platform import plantday, settings
 from pi_platform.client.config import PIWebAPIConfig
 from pi_platform.client.doctor import find_problems
 from pi_platform.errors import PlatformError, user_message
@@ -25,9 +25,9 @@ class PreflightFailed(PlatformError):
 
 
 def partition_days(spec: str | None, today: date | None = None) -> list[str]:
-    """`None` -> yesterday (UTC); `YYYY-MM-DD` -> that day; `A...B` -> every day from A to B inclusive. Days must
-    be partitions: from PI_PARTITIONS_START to today (UTC)."""
-    today = today or datetime.now(timezone.utc).date()
+    """`None` -> yesterday (the plant's, PI_PARTITION_TIMEZONE); `YYYY-MM-DD` -> that day; `A...B` -> every day
+    from A to B inclusive. Days must be partitions: from PI_PARTITIONS_START to the plant's today."""
+    today = today or datetime.now(plantday.zone()).date()
     if not spec:
         return [(today - timedelta(days=1)).isoformat()]
     first, _, last = spec.partition("...")
@@ -58,6 +58,8 @@ def _config_problems() -> list[str]:
     readers: list[Callable[[], object]] = [
         settings.storage_options, settings.stream_mode, settings.daily_lag_minutes,
         settings.recorded_max_lag_minutes, _partitions_start, PIWebAPIConfig.from_settings,
+        settings.partition_timezone, settings.healing_interval_seconds, settings.healing_lookback_days,
+        settings.stream_shards,
     ]
     problems = []
     for read in readers:

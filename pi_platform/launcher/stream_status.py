@@ -28,7 +28,8 @@ def status_line(state_dir: Path, now: float | None = None) -> str:
     state = status.get("state") or "?"
     if state == "running" and age > HEARTBEAT_STALE_S:
         state = f"silent for {age:.0f} s"
-    parts = [f"stream collector (pid {status.get('pid')}): {state}"]
+    shard = f" shard {status['shard']}" if status.get("shard", "1/1") != "1/1" else ""
+    parts = [f"stream collector{shard} (pid {status.get('pid')}): {state}"]
     throughput = status.get("throughput") or {}
     if "values_per_s" in throughput and status.get("state") == "running":
         parts.append(f"{throughput['values_per_s']:,.0f} values/s")

@@ -12,7 +12,6 @@ collector (it flushes and commits), then the simulator.
 
 import argparse
 import os
-import shutil
 import subprocess
 import sys
 import time
@@ -24,11 +23,14 @@ import httpx
 
 from pi_platform import settings
 from pi_platform.errors import PlatformError
+from pi_platform.feed.mqtt import MqttConfig
 from pi_platform.launcher.backfill import DagsterAPI, Progress
 from pi_platform.launcher.children import Stopped, hold_signals, spawn, stop, stop_collector, stop_on_signals
+from pi_platform.launcher.instance import POSTGRES_URL_ENV, check_postgres, safe_location, sqlalchemy_url, write_instance_yaml
 from pi_platform.launcher.lock import Holder, InstanceLock, stop_leftovers
 from pi_platform.launcher.preflight import run_preflight
 from pi_platform.launcher.stream_status import status_line
+from pi_platform.streaming.shards import state_dirs
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 POLL_S = 2.0
@@ -42,17 +44,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--port", type=int, default=3000, help="Dagster UI port (default 3000)")
     parser.add_argument("--simulator-port", type=int, default=settings.SIMULATOR_PORT,
                         help=f"embedded simulator port (default {settings.SIMULATOR_PORT}; unused with PI_WEBAPI_URL)")
+    parser.add_argument("--viewer-port", type=int, default=None,
+                        help="web viewer port (default PI_VIEWER_PORT, else 3100)")
     parser.add_argument("--tags", type=int, default=1000, help="number of simulated PI points (default 1000)")
     parser.add_argument("--seed", type=int, default=42, help="simulator seed: same seed, same plant (default 42)")
     parser.add_argument(
         "--partition", default=None, metavar="DAY[...DAY]",
-        help="UTC day(s) to backfill at start: YYYY-MM-DD, or YYYY-MM-DD...YYYY-MM-DD for a range (default yesterday)",
+        help="day(s) of the plant (PI_PARTITION_TIMEZONE) to backfill at start: YYYY-MM-DD, or YYYY-MM-DD...YYYY-MM-DD for a range (default yesterday)",
     )
     parser.add_argument("--no-run", action="store_true", help="start the services without launching a backfill")
     parser.add_argument("--exit-after-run", action="store_true",
                         help="wait for the backfill, print its outcome per table, stop everything; exit 1 if it failed")
     parser.add_argument("--status-every", type=float, default=30, metavar="SECONDS",
                         help="print the stream collector's status this often (default 30)")
+    parser.add_argument("--postgres", default=None, metavar="URL",
+                        help="keep Dagster's runs, events and schedules in this Postgres, e.g. "
+                        "postgresql://user:password@host:5432/dagster (default PI_DAGSTER_POSTGRES_URL, else SQLite)")
 
 
 @dataclass
@@ -119,9 +126,17 @@ def _up(args: argparse.Namespace, env: dict[str, str], home: Path, state_dir: Pa
         ports = [(args.host, args.port, "Dagster UI", "--port")]
         if not real_pi:
             ports.append((settings.SIMULATOR_HOST, args.simulator_port, "simulator", "--simulator-port"))
+        viewer_port = settings.viewer_port(env) if args.viewer_port is None else args.viewer_port
+        ports.append((args.host, viewer_port, "viewer", "--viewer-port"))
+        env["PI_VIEWER_PORT"] = str(viewer_port)  # Dagster's asset pages link to this viewer
         days = run_preflight(partition=args.partition, run_backfill=not args.no_run, ports=ports, real_pi=real_pi)
+        postgres = args.postgres or settings.dagster_postgres_url(env)
+        if postgres:  # unreachable or refused: one line, before anything starts
+            check_postgres(postgres)
+            env[POSTGRES_URL_ENV] = sqlalchemy_url(postgres)
+        mqtt = MqttConfig.from_url(settings.mqtt_url(env)) if settings.mqtt_url(env) else None  # a bad URL: one line
         local_collector = settings.stream_mode(env) == "local"
-        if crashed and local_collector and stop_collector(state_dir):
+        if crashed and local_collector and any([stop_collector(d) for d in _collector_dirs(state_dir)]):
             term.say("stopped the stream collector a previous `pi-platform up` left running")
         logs = home / "service-logs"  # not `logs`: Dagster's telemetry rotates and deletes that folder
         term.say(f"Dagster home {home}; lake {env['PI_DELTA_ROOT']}; service logs in {logs}/")
@@ -134,8 +149,13 @@ def _up(args: argparse.Namespace, env: dict[str, str], home: Path, state_dir: Pa
             term.say(f"PI Web API simulator: {env['PI_WEBAPI_URL']} ({args.tags} tags, seed {args.seed})")
         else:
             term.say(f"PI Web API: {settings.pi_url(env)} (preflight passed)")
-        home.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(PROJECT_ROOT / "dagster.yaml", home / "dagster.yaml")
+        children.append(_start(lock, "viewer", [_exe("pi-platform"), "viewer", "--host", args.host, "--port",
+                               str(viewer_port)], env, PROJECT_ROOT, logs))
+        _wait_http(f"http://{args.host}:{viewer_port}/api/tables", children[-1])
+        term.say(f"viewer: http://{args.host}:{viewer_port} (AF hierarchy, event frames and alarms, live values, ingestion)")
+        write_instance_yaml(PROJECT_ROOT / "dagster.yaml", home, postgres=bool(postgres))
+        if postgres:
+            term.say(f"Dagster storage: Postgres at {safe_location(postgres)}")
         ui = f"http://{args.host}:{args.port}"
         # Run from DAGSTER_HOME: `dagster dev` warns about any other dagster.yaml in its working directory.
         children.append(_start(lock, "Dagster", [sys.executable, "-W", _DEV_WARNING, "-m", "dagster", "dev", "-w",
@@ -145,6 +165,9 @@ def _up(args: argparse.Namespace, env: dict[str, str], home: Path, state_dir: Pa
         _wait_http(f"{ui}/server_info", children[-1], timeout_s=180)
         lock.record(ui=ui)
         term.say(f"Dagster UI: {ui}")
+        if mqtt is not None:  # PI_MQTT_URL set: fan committed stream values out, from its checkpoint
+            children.append(_start(lock, "MQTT-publisher", [_exe("pi-platform"), "publish"], env, PROJECT_ROOT, logs))
+            term.say(f"MQTT publisher: stream values to {mqtt.safe_url()}, topics {settings.mqtt_topic_prefix(env)}/...")
         # Imported only now: the definitions read the calendar settings at import, which the preflight checks.
         from pi_platform.defs.calendar.schedules import DAILY_ASSETS
 
@@ -189,7 +212,8 @@ def _watch(term: Terminal, api: DagsterAPI, backfill_id: str | None, assets: lis
                     return 0 if progress.succeeded else 1
                 term.say("press Ctrl-C to stop")
         if time.monotonic() >= next_status:
-            term.say(status_line(state_dir))
+            for directory in _collector_dirs(state_dir):
+                term.say(status_line(directory))
             next_status = time.monotonic() + args.status_every
         time.sleep(POLL_S)
 
@@ -200,16 +224,28 @@ def _shutdown(term: Terminal, children: list[Child], state_dir: Path, local_coll
     if not children and not local_collector:
         return
     by_name = {child.name: child for child in children}
+    if "MQTT-publisher" in by_name:  # a reader of the lake: stopping it first loses nothing (checkpoint)
+        term.say("stopping the MQTT publisher ...")
+        stop(by_name["MQTT-publisher"].process)
+    if "viewer" in by_name:  # a reader of the lake too
+        term.say("stopping the viewer ...")
+        stop(by_name["viewer"].process)
     if "Dagster" in by_name:
         term.say("stopping Dagster (UI, daemon, runs) ...")
         stop(by_name["Dagster"].process)
-    if local_collector and stop_collector(state_dir):
-        term.say(f"stopped the {status_line(state_dir)}")
+    for directory in _collector_dirs(state_dir) if local_collector else []:
+        if stop_collector(directory):
+            term.say(f"stopped the {status_line(directory)}")
     if "simulator" in by_name:
         term.say("stopping the simulator ...")
         stop(by_name["simulator"].process)
     if children:
         term.say("stopped; nothing left running")
+
+
+def _collector_dirs(state_dir: Path) -> list[Path]:
+    """The state directory of each stream collector the sensor runs: one per shard (PI_STREAM_SHARDS)."""
+    return list(state_dirs(state_dir, settings.stream_shards()).values())
 
 
 def _start(lock: InstanceLock, name: str, cmd: list[str], env: dict[str, str], cwd: Path, logs: Path) -> Child:

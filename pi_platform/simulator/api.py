@@ -15,9 +15,11 @@ import orjson
 
 from pi_platform import webid
 from pi_platform.pitime import PITimeError, parse_time, to_us
+from pi_platform.simulator import fields
 from pi_platform.simulator.plant import NotAStream, ObjectNotFound, Stream
 
 if TYPE_CHECKING:
+    from pi_platform.simulator.channels import ChannelHub
     from pi_platform.simulator.faults import FaultState
     from pi_platform.simulator.plant import Plant
     from pi_platform.simulator.config import SimulatorConfig
@@ -39,6 +41,8 @@ class Reply:
     headers: list[tuple[str, str]] = field(default_factory=list)  # repeatable (WWW-Authenticate)
     # Number of time-series values in the body (server statistics only).
     values: int = 0
+    # The handler applied selectedFields itself (value lists); otherwise the router filters the body.
+    selected: bool = False
 
     def content(self) -> bytes:
         if self.body is None:
@@ -83,11 +87,14 @@ class Ctx:
     headers: dict[str, str] = field(default_factory=dict)
     # The app's dispatch(base, method, path, query_string, body, headers), for batch sub-requests.
     redispatch: "Callable[..., Reply] | None" = None
+    # The app's open WebSocket channels (GET channels/instances).
+    channels: "ChannelHub | None" = None
 
     def __post_init__(self) -> None:
         self._params: dict[str, list[str]] = {}
         for key, value in self.query:
             self._params.setdefault(key.lower(), []).append(value)
+        self.selection = fields.parse(";".join(self.getall("selectedFields")))
 
     def getall(self, name: str) -> list[str]:
         return self._params.get(name.lower(), [])
@@ -116,7 +123,10 @@ class Ctx:
         raise ApiError(400, f"The value '{raw}' is not valid for {name}.")
 
     def time_us(self, name: str, default: str) -> int:
-        raw = self.get(name, default) or default
+        return self.parse_us(name, self.get(name, default) or default)
+
+    def parse_us(self, name: str, raw: str) -> int:
+        """A PI time expression given as parameter `name`, in `timeZone`; PI's 400 when unreadable."""
         try:
             return to_us(parse_time(raw, now=self.plant.now(), tz=self.get("timeZone")))
         except (PITimeError, ValueError, KeyError) as exc:
@@ -139,16 +149,13 @@ class Ctx:
 
     def emit(self, full_web_id: str) -> str:
         """A WebID in the form `webIdType` asks for (Full unless told otherwise)."""
-        kind = (self.get("webIdType") or "Full").lower()
-        if kind == "full":
+        kind = self.get("webIdType") or "Full"
+        if kind.lower() == "full":
             return full_web_id
-        decoded = webid.decode(full_web_id)
-        path = decoded.path or ""
-        if kind == "pathonly":
-            return webid.encode_path_only(decoded.marker, path, owner=decoded.owner)
-        if kind == "idonly":
-            return "I1" + full_web_id[2 : len(full_web_id) - len(webid.b64_encode(path.encode()))]
-        raise ApiError(400, f"The value '{self.get('webIdType')}' is not valid for webIdType.")
+        try:
+            return webid.convert(full_web_id, kind)
+        except ValueError:
+            raise ApiError(400, f"The value '{kind}' is not valid for webIdType.") from None
 
     def link(self, *parts: str) -> str:
         return "/".join([self.base, *parts])
@@ -184,8 +191,11 @@ class Router:
         self._routes: list[tuple[str, re.Pattern[str], Handler]] = []
 
     def add(self, method: str, pattern: str, handler: Handler) -> None:
+        """Routes with fewer `{placeholders}` are tried first, so `elements/search` wins over `elements/{web_id}`
+        whatever order modules register in."""
         regex = re.compile("^" + re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", pattern) + "$", re.IGNORECASE)
         self._routes.append((method, regex, handler))
+        self._routes.sort(key=lambda route: route[1].groups)  # stable: registration order within a rank
 
     def dispatch(self, ctx: Ctx) -> Reply:
         path = ctx.path.strip("/")
@@ -198,12 +208,25 @@ class Router:
                 allowed = True
                 continue
             try:
-                return handler(ctx, **match.groupdict())
+                reply = handler(ctx, **match.groupdict())
             except ApiError as exc:
                 return error_reply(exc.status, exc.message)
+            return _apply_selection(ctx, reply)
         if allowed:
             return error_reply(405, f"The requested resource does not support http method '{ctx.method}'.")
         return error_reply(404, f"No resource was found that matches the request URI '{ctx.base}/{path}'.")
+
+
+def _apply_selection(ctx: Ctx, reply: Reply) -> Reply:
+    """selectedFields for every route, in one place: successful JSON bodies the handler did not select itself."""
+    if ctx.selection is None or reply.selected or reply.status != 200 or reply.body is None:
+        return reply
+    if isinstance(reply.body, bytes):
+        reply.body = fields.select_body(reply.body, ctx.selection)
+    else:
+        reply.body = fields.select(reply.body, ctx.selection)  # type: ignore[assignment]
+    reply.selected = True
+    return reply
 
 
 def by_path(ctx: "Ctx", kind: str, find: Callable[[str], object | None]) -> object:

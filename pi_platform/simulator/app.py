@@ -9,16 +9,19 @@ import asyncio
 import base64
 import hmac
 import time
+from collections import deque
 from typing import TYPE_CHECKING
 from urllib.parse import parse_qsl
 
 from starlette.types import Receive, Scope, Send
 
-from pi_platform.simulator import routes_batch, routes_catalog, routes_events, routes_streams
+from pi_platform.simulator import routes_batch, routes_catalog, routes_events, routes_sampled, routes_search, routes_streams, routes_summaries
+from pi_platform.simulator import routes_updates
 from pi_platform.simulator.routes_admin import build_admin
 from pi_platform.simulator.api import Ctx, Reply, Router, error_reply, scope_headers
 from pi_platform.simulator.channels import ChannelHub
 from pi_platform.simulator.faults import FaultState
+from pi_platform.simulator.negotiate import NegotiateAcceptor
 from pi_platform.simulator.plant import Plant
 
 if TYPE_CHECKING:
@@ -32,9 +35,16 @@ def build_router() -> Router:
     router = Router()
     routes_catalog.register(router)
     routes_streams.register(router)
+    routes_sampled.register(router)
+    routes_search.register(router)
+    routes_summaries.register(router)
+    routes_updates.register(router)
     routes_events.register(router)
     routes_batch.register(router)
     return router
+
+
+REQUEST_LOG_SIZE = 100_000
 
 
 class Stats:
@@ -44,6 +54,8 @@ class Stats:
         self.requests = 0
         self.values = 0
         self.started = time.time()
+        # The latest requests (batch sub-requests included), for tests that count what a run read.
+        self.log: deque[tuple[str, str, str]] = deque(maxlen=REQUEST_LOG_SIZE)
 
     def as_dict(self) -> dict[str, float]:
         return {
@@ -80,6 +92,8 @@ class SimulatorApp:
         self.stats = Stats()
         self.limiter = RateLimiter()
         self.channels = ChannelHub(self)
+        kerberos = config.keytab is not None and "kerberos" in config.auth_schemes
+        self.negotiate = NegotiateAcceptor(config.keytab) if kerberos and config.keytab else None
         self.admin = build_admin(self)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -100,7 +114,8 @@ class SimulatorApp:
 
     # ---- checks shared with channels ---------------------------------------------------------------------
     def authenticate(self, headers: dict[str, str]) -> tuple[bool, list[tuple[str, str]]]:
-        """(ok, WWW-Authenticate headers to send with a 401)."""
+        """(ok, WWW-Authenticate headers): with ok, headers for the answer (Kerberos' mutual-auth token);
+        without, the challenges of a 401 (every enabled scheme, and Kerberos' error token when it made one)."""
         schemes = self.config.auth_schemes
         if not schemes:
             return True, []
@@ -118,29 +133,37 @@ class SimulatorApp:
         if scheme.lower() == "bearer" and "bearer" in schemes:
             if hmac.compare_digest(credentials.strip().encode(), self.config.token.encode()):
                 return True, []
+        negotiate = "Negotiate"
+        if scheme.lower() == "negotiate" and self.negotiate is not None:
+            outcome = self.negotiate.accept(credentials)
+            if outcome.principal is not None:
+                return True, [("www-authenticate", outcome.header)]
+            negotiate = outcome.header
         challenges = []
         for name in schemes:
-            value = f'Basic realm="{self.config.realm}"' if name == "basic" else f'Bearer realm="{self.config.realm}"'
+            value = {"basic": f'Basic realm="{self.config.realm}"', "bearer": f'Bearer realm="{self.config.realm}"',
+                     "kerberos": negotiate}[name]
             challenges.append(("www-authenticate", value))
         return False, challenges
 
-    def admit(self, scope: Scope, headers: dict[str, str]) -> Reply | None:
-        """Rate limit and auth for a request or upgrade (`headers`: its scope_headers); a Reply means refuse."""
+    def admit(self, scope: Scope, headers: dict[str, str]) -> tuple[Reply | None, list[tuple[str, str]]]:
+        """Rate limit and auth for a request or upgrade (`headers`: its scope_headers): (the refusal, or None;
+        headers the accepted answer must carry)."""
         client = (scope.get("client") or ("?", 0))[0]
         if not self.limiter.allow(client, self.config.rate_limit, self.config.rate_limit_window_s):
-            return _rate_limited(self.faults.faults.retry_after_s)
-        ok, challenges = self.authenticate(headers)
+            return _rate_limited(self.faults.faults.retry_after_s), []
+        ok, auth_headers = self.authenticate(headers)
         if not ok:
             reply = error_reply(401, DENIED)
-            reply.headers = challenges
-            return reply
-        return None
+            reply.headers = auth_headers
+            return reply, []
+        return None, auth_headers
 
     # ---- HTTP ---------------------------------------------------------------------------------------------
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
         self.stats.requests += 1
         headers = scope_headers(scope)
-        refused = self.admit(scope, headers)
+        refused, auth_headers = self.admit(scope, headers)
         if refused is not None:
             await _send(send, refused)
             return
@@ -167,6 +190,9 @@ class SimulatorApp:
         if faults.roll(f.status_429_rate):
             await _send(send, _rate_limited(f.retry_after_s))
             return
+        if faults.hits_failing_stream(scope.get("query_string", b"")):
+            await _send(send, error_reply(503, "Service Unavailable"))
+            return
         body = await _read_body(receive)
         host = headers.get("host") or f"{scope['server'][0]}:{scope['server'][1]}"
         scheme = "https" if scope.get("scheme") == "https" else "http"
@@ -182,6 +208,7 @@ class SimulatorApp:
             headers,
         )
         self.stats.values += reply.values
+        reply.headers = [*reply.headers, *auth_headers]
         content = reply.content()
         if reply.status == 200 and faults.roll(f.malformed_json_rate):
             content = content[: max(len(content) // 2, 1)] + b"<!-- malformed -->,}"
@@ -193,8 +220,10 @@ class SimulatorApp:
     def dispatch(self, base: str, method: str, path: str, query_string: bytes, body: bytes, headers: dict) -> Reply:
         """Run one request through the router; POST batch calls this again for each sub-request."""
         query = parse_qsl(query_string.decode("latin-1"), keep_blank_values=True)
+        self.stats.log.append((method, path.lstrip("/"), query_string.decode("latin-1")))
         ctx = Ctx(self.plant, self.config, self.faults, base, method, path.lstrip("/"), query, body, headers)
         ctx.redispatch = self.dispatch
+        ctx.channels = self.channels
         return self.router.dispatch(ctx)
 
 

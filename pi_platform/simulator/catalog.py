@@ -72,7 +72,8 @@ SYSTEM_STATES: dict[int, str] = {
     254: "Shutdown",
     255: "Bad Input",
 }
-VALUE_SYSTEM_CODES = (254, 246, 253)
+# Pt Created (253) is written once, when a point is created, never mid-series, so values do not use it.
+VALUE_SYSTEM_CODES = (254, 246, 255)
 
 STRING_VOCABULARY = (
     "OK",

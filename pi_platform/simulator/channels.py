@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import re
 import time
+import uuid
 from typing import TYPE_CHECKING
 from urllib.parse import parse_qsl
 
@@ -46,6 +47,10 @@ class ChannelHub:
     def open_count(self) -> int:
         return len(self._open)
 
+    def instances(self) -> list["Channel"]:
+        """Open channels, oldest first (GET channels/instances)."""
+        return sorted(self._open, key=lambda c: c.opened)
+
     def drop_all(self) -> int:
         channels = list(self._open)
         for channel in channels:
@@ -57,7 +62,7 @@ class ChannelHub:
         if message["type"] != "websocket.connect":
             return
         headers = scope_headers(scope)
-        refused = self.app.admit(scope, headers)
+        refused, auth_headers = self.app.admit(scope, headers)
         if refused is None:
             try:
                 streams, options = self._subscription(scope, headers)
@@ -66,7 +71,8 @@ class ChannelHub:
         if refused is not None:
             await _deny(send, refused)
             return
-        await send({"type": "websocket.accept"})
+        accept_headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in auth_headers]  # Kerberos mutual auth
+        await send({"type": "websocket.accept", "headers": accept_headers})
         channel = Channel(self.app, streams, options, receive, send)
         self._open.add(channel)
         self.opened_total += 1
@@ -102,10 +108,21 @@ class Channel:
         self.streams = streams
         self.options = options
         self.receive = receive
-        self.send = send
+        self._send = send
         self._closed = asyncio.Event()
         self._dropped = False
         self.opened = time.monotonic()
+        # What channels/instances reports: an id, when it opened, messages pushed and when the last one went.
+        self.id = str(uuid.uuid4())
+        self.started_us = app.plant.clock.now_us()
+        self.sent_count = 0
+        self.last_sent_us: int | None = None
+
+    async def send(self, message: dict) -> None:
+        if message.get("type") == "websocket.send":
+            self.sent_count += 1
+            self.last_sent_us = self.app.plant.clock.now_us()
+        await self._send(message)
 
     def drop(self) -> None:
         self._dropped = True

@@ -18,7 +18,8 @@ from pi_platform.simulator.failures import Failure
 from pi_platform.simulator.faults import Faults
 
 # The client calls "no credentials" `anonymous` (PI_WEBAPI_AUTH); the simulator uses the same word.
-AUTH_CHOICES = ("anonymous", "basic", "bearer", "basic,bearer")
+# PI Web API cannot enable Bearer and Kerberos together, so no choice combines them.
+AUTH_CHOICES = ("anonymous", "basic", "bearer", "basic,bearer", "kerberos", "basic,kerberos")
 
 
 @dataclass
@@ -30,7 +31,8 @@ class SimulatorConfig:
     values_per_minute: float = 1.0
     edge_tags: bool = True
     event_frames: bool = True
-    auth: str = "anonymous"  # anonymous | basic | bearer | basic,bearer
+    auth: str = "anonymous"  # anonymous | basic | bearer | basic,bearer | kerberos | basic,kerberos
+    keytab: str | None = None  # auth with kerberos: the HTTP/<host> service keytab the acceptor uses
     username: str = "pisim"
     password: str = "pisim"
     token: str = "pisim-token"
@@ -54,12 +56,16 @@ class SimulatorConfig:
     def __post_init__(self) -> None:
         if isinstance(self.faults, dict):
             self.faults = Faults(**self.faults)
-        auth = self.auth.lower().replace(" ", "")
-        if auth == "bearer,basic":
-            auth = "basic,bearer"
+        auth = ",".join(sorted(self.auth.lower().replace(" ", "").split(",")))
+        if "bearer" in auth and "kerberos" in auth:
+            raise ConfigError(f"simulator auth {self.auth!r}: PI Web API cannot enable Bearer and Kerberos together; "
+                              "choose kerberos (optionally basic,kerberos) or bearer")
         if auth not in AUTH_CHOICES:
             raise ConfigError(f"unknown simulator auth {self.auth!r}: use one of {', '.join(AUTH_CHOICES)}")
         self.auth = auth
+        if "kerberos" in auth and not (self.keytab and os.path.isfile(self.keytab)):
+            raise ConfigError(f"simulator auth {auth!r} needs the HTTP/<host> service keytab: --keytab FILE or "
+                              f"PISIM_KEYTAB (got {self.keytab!r}; kadmin: ktadd -k FILE HTTP/<host>)")
         if self.n_tags < 1:
             raise ConfigError(f"n_tags must be at least 1 (got {self.n_tags})")
         if not 0.0 <= self.flat_fraction <= 1.0:
@@ -108,9 +114,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=_env("AUTH", "anonymous"),
         choices=AUTH_CHOICES,
         metavar="MODE",
-        help="authentication clients must use: anonymous, basic, bearer, or basic,bearer for either "
-        "(env PISIM_AUTH, default anonymous)",
+        help="authentication clients must use: anonymous, basic, bearer, kerberos, or basic,bearer / basic,kerberos "
+        "for either; like PI Web API, never bearer with kerberos (env PISIM_AUTH, default anonymous)",
     )
+    parser.add_argument("--keytab", default=_env("KEYTAB"),
+                        help="HTTP/<host> service keytab for kerberos (env PISIM_KEYTAB)")
     parser.add_argument("--username", default=_env("USERNAME", "pisim"), help="Basic user (env PISIM_USERNAME)")
     parser.add_argument("--password", default=None, help="Basic password (prefer env PISIM_PASSWORD)")
     parser.add_argument("--token", default=None, help="Bearer token (prefer env PISIM_TOKEN)")
@@ -194,6 +202,7 @@ def from_args(args: argparse.Namespace) -> SimulatorConfig:
         values_per_minute=args.values_per_minute,
         edge_tags=not args.no_edge_tags,
         auth=args.auth,
+        keytab=args.keytab,
         username=args.username,
         password=args.password or _env("PASSWORD", "pisim") or "pisim",
         token=args.token or _env("TOKEN", "pisim-token") or "pisim-token",

@@ -18,6 +18,7 @@ import struct
 import threading
 import uuid
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from functools import cached_property
@@ -272,6 +273,48 @@ class EventFrames:
                     out.append(f)
         return out
 
+    def directional(
+        self, t_us: int, now_us: int, mode: str, needed: int, keep: "Callable[[EventFrame], bool]"
+    ) -> list[EventFrame]:
+        """The first `needed` frames of a Backward*/Forward* search from `t_us`, in search order.
+
+        BackwardFromStartTime / ForwardFromStartTime: frames starting at or before / at or after `t_us`, latest /
+        earliest start first; *FromEndTime the same on end times (open frames end at 9999-12-31);
+        BackwardInProgress / ForwardInProgress: frames still open at `now_us` that started at or before / at or
+        after `t_us`. `keep` applies the other filters, so paging counts only frames the caller returns.
+        Day by day from `t_us` (frames last under MAX_SPAN_DAYS), backward at most BACKWARD_LIMIT_DAYS.
+        """
+        mode = mode.lower()
+        forward, by_end, in_progress = mode.startswith("forward"), mode.endswith("endtime"), mode.endswith("inprogress")
+
+        def key(f: EventFrame) -> int:
+            return (OPEN_US if f.is_open(now_us) else f.end_us) if by_end else f.start_us
+
+        def wanted(f: EventFrame) -> bool:
+            if f.start_us > now_us or (in_progress and not f.is_open(now_us)):
+                return False
+            return (key(f) >= t_us if forward else key(f) <= t_us) and keep(f)
+
+        margin = MAX_SPAN_DAYS * DAY_US if by_end else 0
+        found: list[EventFrame] = []
+        if forward:
+            first = (t_us - margin) // DAY_US
+            if in_progress:
+                first = max(first, now_us // DAY_US - MAX_SPAN_DAYS)
+            days, safe = range(first, now_us // DAY_US + 1), lambda d, f: key(f) < (d + 1) * DAY_US
+        else:
+            last = min(t_us, now_us) // DAY_US
+            floor = last - BACKWARD_LIMIT_DAYS
+            if in_progress:
+                floor = max(floor, now_us // DAY_US - MAX_SPAN_DAYS)
+            days, safe = range(last, floor - 1, -1), lambda d, f: key(f) >= d * DAY_US + margin
+        for day in days:
+            found.extend(f for f in self.day_frames(day) if wanted(f))
+            if sum(1 for f in found if safe(day, f)) >= needed:
+                break
+        found.sort(key=lambda f: (key(f), f.name), reverse=not forward)
+        return found[:needed]
+
     # ---- lookups -----------------------------------------------------------------------------------------------
     def lookup(self, decoded: webid.WebId) -> object:
         if decoded.marker == "Fm":
@@ -332,6 +375,8 @@ class EventFrames:
 
 
 OPEN_US = to_us(OPEN_END)
+MAX_SPAN_DAYS = 3  # no generated frame lasts longer (standing alarms: up to 60 h)
+BACKWARD_LIMIT_DAYS = 366  # how far a Backward* search looks before giving up
 NOTES = ("seal leak suspected", "sensor recalibrated", "operator confirmed", "work order raised", "false alarm")
 
 

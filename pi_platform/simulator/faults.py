@@ -7,6 +7,7 @@ exercises it: some requests fail, most succeed. They apply to /piwebapi only, ne
 import random
 import threading
 from dataclasses import asdict, dataclass, fields
+from urllib.parse import parse_qsl
 
 
 @dataclass
@@ -38,6 +39,7 @@ class FaultState:
         self.faults = faults or Faults()
         self._rng = random.Random(seed)
         self._lock = threading.Lock()
+        self._failing: dict[str, int] = {}  # WebID -> requests naming it that still answer 503
 
     def update(self, values: dict[str, object]) -> Faults:
         unknown = sorted(set(values) - set(Faults.names()))
@@ -57,6 +59,25 @@ class FaultState:
         with self._lock:
             self.faults = Faults()
         return self.faults
+
+    def fail_streams(self, web_ids: list[str], times: int) -> None:
+        """The next `times` requests naming any of `web_ids` (webId query parameters) answer 503: an outage
+        that only some tags see, e.g. the tags of one shard of a batch run."""
+        with self._lock:
+            self._failing.update(dict.fromkeys(web_ids, times))
+
+    def hits_failing_stream(self, query_string: bytes) -> bool:
+        """Whether this request names a failing WebID; counts the failure it gets."""
+        if not self._failing:  # the common case: no query parsing on the hot path
+            return False
+        query = parse_qsl(query_string.decode("latin-1"))
+        with self._lock:
+            named = {value for key, value in query if key.lower() == "webid" and self._failing.get(value, 0) > 0}
+            for web_id in named:
+                self._failing[web_id] -= 1
+                if not self._failing[web_id]:
+                    del self._failing[web_id]  # spent: back to the hot path's early return
+            return bool(named)
 
     def roll(self, rate: float) -> bool:
         if rate <= 0:

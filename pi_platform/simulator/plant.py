@@ -27,6 +27,7 @@ from pi_platform.simulator.catalog import (
 )
 from pi_platform.simulator.clock import Clock
 from pi_platform.simulator.compression import Compression, compression_for
+from pi_platform.simulator.edits import Edit, EditLog, action_for
 from pi_platform.simulator.failures import DELETE, INTERFACE, SILENT, TAG, Failure, Failures, apply
 from pi_platform.simulator.flat import FlatSeries
 from pi_platform.simulator.values import (
@@ -41,6 +42,7 @@ from pi_platform.simulator.values import (
 from pi_platform.value_columns import TIMESTAMP, VALUE_SCHEMA
 
 if TYPE_CHECKING:
+    from pi_platform.simulator.updates import UpdateMarkers
     from pi_platform.simulator.events import EventFrames
 
 
@@ -129,6 +131,7 @@ class Plant:
         self.with_event_frames = event_frames
         # Failure windows are the only way the history of a tag depends on run-time state.
         self.failure_log = Failures(self.catalog)
+        self.edits = EditLog()  # operators' history edits: the other run-time change to history
         self._compression: dict[int, Compression] = {}
         start = self.clock.now()
         for spec in failures:
@@ -170,9 +173,10 @@ class Plant:
 
     # ---- lookups -----------------------------------------------------------------------------------------
     def lookup(self, web_id: str, include_deleted: bool = False) -> tuple[str, object]:
-        """Resolve any WebID (Full, IDOnly, PathOnly) to (kind, object); InvalidWebId / ObjectNotFound otherwise."""
-        decoded = webid.decode(web_id)
+        """Resolve any WebID (Full, IDOnly, PathOnly, LocalIDOnly, DefaultIDOnly) to (kind, object);
+        InvalidWebId / ObjectNotFound otherwise."""
         cat = self.catalog
+        decoded = webid.with_server(webid.decode(web_id), cat.asset_server_guid, cat.data_server_guid)
         by_path = decoded.type == "P"
         path = decoded.path or ""
         marker = decoded.marker
@@ -272,11 +276,12 @@ class Plant:
             resend = partial(self.flat.level_at, point)  # a restarted interface re-sends the level
         else:
             block, resend = as_of(self.generator.block(point, start_us, end_us), now_us), None
-        return apply(block, self.failure_log.windows(point), start_us, end_us, resend)
+        block = apply(block, self.failure_log.windows(point), start_us, end_us, resend)
+        return self.edits.apply(point, block, start_us, end_us, now_us)
 
     def any_between(self, point: Point, start_us: int, end_us: int, now_us: int) -> bool:
         """Whether the archive has an event in [start, end] (channel polls skip quiet streams cheaply)."""
-        if point.flat or self.failure_log.windows(point):
+        if point.flat or self.failure_log.windows(point) or self.edits.touches(point):
             return len(self.block(point, start_us, end_us, now_us)) > 0
         return self.generator.any_between(point, start_us, end_us)
 
@@ -335,6 +340,21 @@ class Plant:
     def delete(self, names: list[str], at: datetime | None = None) -> list[str]:
         """Delete PI points at `at`: no values after it, and REST answers 404 for them from then on."""
         return [n for n in names if self.failure_log.add(Failure(DELETE, self._name(n), SILENT, self._at(at)))]
+
+    @cached_property
+    def updates(self) -> "UpdateMarkers":
+        """The Stream Updates cache (markers), created with the first registration."""
+        from pi_platform.simulator.updates import UpdateMarkers  # updates imports this module
+
+        return UpdateMarkers(self)
+
+    def edit(self, name: str, at: datetime, value: float | None) -> Edit:
+        """An operator replaces the archived value(s) of tag `name` at `at` by `value` (inserts one where none
+        stood), or deletes them (`value` None), now by the plant's clock; see `edits.py`."""
+        point = self.point_by_name(name)
+        at_us = to_us(at)
+        action, reported = action_for(point, self.block(point, at_us, at_us), value)
+        return self.edits.record(point, at_us, self.clock.now_us(), action, reported)
 
     def _at(self, at: datetime | None) -> int:
         return to_us(at) if at else self.clock.now_us()

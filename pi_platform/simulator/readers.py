@@ -1,4 +1,4 @@
-"""Value reads on top of the plant: recorded with maxCount and boundaries, interpolation, summaries.
+"""Value reads on top of the plant: recorded with maxCount and boundaries, interpolation (summaries: `summaries`).
 
 Kept apart from the HTTP handlers so channels, batch and tests share one implementation, and so a
 year-long request with maxCount=1000 only generates the days it needs.
@@ -117,74 +117,3 @@ def interpolate(plant: Plant, point: Point, times: np.ndarray, now_us: int) -> B
         for name in ("kind", "num", "code", "sidx", "questionable"):
             getattr(result, name)[~valid] = getattr(missing, name)
     return result
-
-
-SUMMARY_TYPES = (
-    "Total",
-    "Average",
-    "Minimum",
-    "Maximum",
-    "Range",
-    "StdDev",
-    "PopulationStdDev",
-    "Count",
-    "PercentGood",
-)
-
-
-def summary(
-    plant: Plant, point: Point, start_us: int, end_us: int, now_us: int, types: list[str], time_weighted: bool
-) -> list[tuple[str, int, float | None]]:
-    """[(type, timestamp_us, value or None when not computable)] over [start, end]."""
-    end_us = min(end_us, now_us)
-    block = plant.block(point, start_us, end_us, now_us)
-    good = block.kind == K_NUMBER
-    values, stamps = block.num[good], block.ts[good]
-    duration = max(end_us - start_us, 1)
-    out: list[tuple[str, int, float | None]] = []
-    average: float | None = None
-    good_share = 100.0 * good.sum() / len(block) if len(block) else 0.0
-    if len(values):
-        if time_weighted:
-            edges = interpolate(plant, point, np.array([start_us, end_us], dtype=np.int64), now_us)
-            ts = np.concatenate([[start_us], block.ts, [end_us]])
-            vs = np.concatenate(
-                [[edges.num[0] if edges.kind[0] == K_NUMBER else np.nan], np.where(good, block.num, np.nan), [np.nan]]
-            )
-            widths = np.diff(ts).astype(np.float64)
-            left = vs[:-1]
-            usable = ~np.isnan(left)
-            if point.step:  # counters and flat setpoints hold their value until the next one
-                area = float(np.sum(left[usable] * widths[usable]))
-            else:
-                right = np.where(np.isnan(vs[1:]), left, vs[1:])
-                area = float(np.sum(((left + right) / 2)[usable] * widths[usable]))
-            covered = float(widths[usable].sum())
-            average = area / covered if covered else None
-            good_share = 100.0 * covered / duration
-        else:
-            average = float(values.mean())
-    for kind in types:
-        if kind == "Count":
-            out.append((kind, start_us, float(good.sum())))
-        elif kind == "PercentGood":
-            out.append((kind, start_us, good_share))
-        elif not len(values):
-            out.append((kind, start_us, None))
-        elif kind == "Average":
-            out.append((kind, start_us, average))
-        elif kind == "Total":
-            out.append((kind, start_us, None if average is None else average * duration / DAY_US))
-        elif kind == "Minimum":
-            i = int(np.argmin(values))
-            out.append((kind, int(stamps[i]), float(values[i])))
-        elif kind == "Maximum":
-            i = int(np.argmax(values))
-            out.append((kind, int(stamps[i]), float(values[i])))
-        elif kind == "Range":
-            out.append((kind, start_us, float(values.max() - values.min())))
-        elif kind == "StdDev":
-            out.append((kind, start_us, float(values.std(ddof=1)) if len(values) > 1 else 0.0))
-        elif kind == "PopulationStdDev":
-            out.append((kind, start_us, float(values.std())))
-    return out

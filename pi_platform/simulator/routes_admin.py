@@ -1,4 +1,5 @@
-"""Admin API outside /piwebapi: faults, stuck/deleted tags, failed interfaces, dropping channels, clock, statistics.
+"""Admin API outside /piwebapi: faults, stuck/deleted tags, failed interfaces, dropping channels, clock, statistics,
+operators' history edits.
 
 Tests and the streaming collector's chaos runs drive the simulator through this; it is unauthenticated
 by design (bind the simulator to loopback).
@@ -13,7 +14,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from pi_platform.pitime import PITimeError, format_time, parse_time
+from pi_platform.pitime import PITimeError, format_time, from_us, parse_time
+from pi_platform.simulator.edits import EditError
 from pi_platform.simulator.failures import INTERFACE, MODES, SILENT, TAG, FailureError
 from pi_platform.simulator.plant import ObjectNotFound
 
@@ -126,6 +128,26 @@ def build_admin(app: "SimulatorApp") -> Starlette:
             app.plant.clock.set(frozen, offset)
         return JSONResponse({"now": format_time(app.plant.now()), "frozen": app.plant.clock.frozen is not None})
 
+    async def requests(request: Request) -> JSONResponse:
+        """The latest requests under /piwebapi (method, path, query string), oldest first."""
+        return JSONResponse({"requests": [{"method": m, "path": p, "query": q} for m, p, q in list(app.stats.log)]})
+
+    async def edit(request: Request) -> JSONResponse:
+        """An operator's history edit: {"name": tag, "at": time, "value": number} replaces (or inserts) the
+        archived value at `at`; "value": null deletes it (see edits.py)."""
+        data = await body(request)
+        value = data.get("value")
+        if not isinstance(data.get("name"), str) or not data.get("at") or not (value is None or isinstance(value, (int, float))):
+            raise AdminError('expected {"name": "tag", "at": "2024-05-01T10:00:00Z", "value": 1.5 or null}')
+        try:
+            done = app.plant.edit(data["name"], at_of(data), None if value is None else float(value))
+        except ObjectNotFound as exc:
+            raise AdminError(f"unknown tag {exc.ref!r}") from None
+        except EditError as exc:
+            raise AdminError(str(exc)) from None
+        return JSONResponse({"name": data["name"], "timestamp": format_time(from_us(done.ts_us)), "action": done.action,
+                             "value": done.value, "seq": done.seq})
+
     async def stats(request: Request) -> JSONResponse:
         return JSONResponse({**app.stats.as_dict(), "open_channels": app.channels.open_count})
 
@@ -147,6 +169,8 @@ def build_admin(app: "SimulatorApp") -> Starlette:
             Route("/admin/channels", channels, methods=["GET"]),
             Route("/admin/clock", clock, methods=["GET", "POST"]),
             Route("/admin/stats", stats, methods=["GET"]),
+            Route("/admin/history/edit", edit, methods=["POST"]),
+            Route("/admin/requests", requests, methods=["GET"]),
         ],
         exception_handlers={AdminError: admin_error},
     )

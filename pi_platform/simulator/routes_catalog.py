@@ -2,7 +2,7 @@
 
 import time
 
-from pi_platform.pitime import format_time
+from pi_platform.pitime import format_time, from_us
 from pi_platform.simulator import render
 from pi_platform.simulator.api import ApiError, Ctx, Reply, Router, by_path, caller_identity
 from pi_platform.simulator.catalog import (
@@ -73,6 +73,23 @@ def user_info(ctx: Ctx) -> Reply:
             "ImpersonationLevel": "Impersonation",
         }
     )
+
+
+def channel_instances(ctx: Ctx) -> Reply:
+    """channels/instances: the WebSocket channels open on this server (Items[ChannelInstance])."""
+    channels = ctx.channels.instances() if ctx.channels is not None else []
+    items = []
+    for c in channels:
+        started = format_time(from_us(c.started_us))
+        items.append(
+            {
+                "Id": c.id,
+                "StartTime": started,
+                "LastMessageSentTime": format_time(from_us(c.last_sent_us)) if c.last_sent_us is not None else started,
+                "SentMessageCount": c.sent_count,
+            }
+        )
+    return Reply(body=render.items(items))
 
 
 # ---- asset servers / databases --------------------------------------------------------------------------
@@ -302,6 +319,7 @@ def register(router: Router) -> None:
     add("GET", "system", system)
     add("GET", "system/status", system_status)
     add("GET", "system/userinfo", user_info)
+    add("GET", "channels/instances", channel_instances)
     add("GET", "assetservers", asset_servers)
     add("GET", "assetservers/{web_id}", asset_server)
     add("GET", "assetservers/{web_id}/assetdatabases", asset_databases)

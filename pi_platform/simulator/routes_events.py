@@ -13,6 +13,15 @@ from pi_platform.simulator.events import (
 )
 
 SEARCH_MODES = ("None", "Overlapped", "InProgress", "StartInclusive", "EndInclusive", "Inclusive")
+# Searches from startTime in one direction, in search order (no endTime, sortField or sortOrder).
+DIRECTIONAL_MODES = (
+    "BackwardFromStartTime",
+    "ForwardFromStartTime",
+    "BackwardFromEndTime",
+    "ForwardFromEndTime",
+    "BackwardInProgress",
+    "ForwardInProgress",
+)
 SORT_KEYS = {
     "name": lambda f: f.name.upper(),
     "starttime": lambda f: (f.start_us, f.name),
@@ -59,12 +68,15 @@ def frame_json(ctx: Ctx, f: EventFrame) -> dict:
 
 def _search(ctx: Ctx, element: Element | None) -> Reply:
     mode = ctx.get("searchMode") or "Overlapped"
-    canonical = next((m for m in SEARCH_MODES if m.lower() == mode.lower()), None)
+    modes = SEARCH_MODES + DIRECTIONAL_MODES
+    canonical = next((m for m in modes if m.lower() == mode.lower()), None)
     if canonical is None:
-        raise ApiError(400, f"The value '{mode}' is not valid for searchMode; supported: {', '.join(SEARCH_MODES)}.")
+        raise ApiError(400, f"The value '{mode}' is not valid for searchMode; supported: {', '.join(modes)}.")
+    directional = canonical in DIRECTIONAL_MODES
+    if directional and any(ctx.get(p) for p in ("endTime", "sortField", "sortOrder")):
+        raise ApiError(400, f"With searchMode {canonical}, none of endTime, sortField or sortOrder may be specified.")
     start, end = ctx.time_us("startTime", "*-8h"), ctx.time_us("endTime", "*")
     now = ctx.plant.clock.now_us()
-    frames = ctx.plant.events.search(start, end, now, canonical)
     severities = {s.lower() for value in ctx.getall("severity") for s in value.split(",") if s}
     unknown = severities - {s.lower() for s in SEVERITIES}
     if unknown:
@@ -77,23 +89,29 @@ def _search(ctx: Ctx, element: Element | None) -> Reply:
     scope: set[int] | None = None
     if element is not None:
         scope = {id(e) for e in (descendants([element]) if ctx.bool("searchFullHierarchy", False) else [element])}
-    selected = [
-        f
-        for f in frames
-        if (not severities or f.severity.lower() in severities)
-        and (not template or f.template.name.lower() == template)
-        and (not category or f.template.category.lower() == category)
-        and (name is None or name.match(f.name))
-        and (ref_name is None or ref_name.match(f.element.name))
-        and (can_ack is None or f.template.can_be_acknowledged == can_ack)
-        and (is_ack is None or f.is_acknowledged(now) == is_ack)
-        and (scope is None or id(f.element) in scope)
-    ]
+
+
+    def keep(f: EventFrame) -> bool:
+        return (
+            (not severities or f.severity.lower() in severities)
+            and (not template or f.template.name.lower() == template)
+            and (not category or f.template.category.lower() == category)
+            and (name is None or name.match(f.name))
+            and (ref_name is None or ref_name.match(f.element.name))
+            and (can_ack is None or f.template.can_be_acknowledged == can_ack)
+            and (is_ack is None or f.is_acknowledged(now) == is_ack)
+            and (scope is None or id(f.element) in scope)
+        )
+
+    start_index, count = ctx.start_index(), ctx.max_count()
+    if directional:
+        found = ctx.plant.events.directional(start, now, canonical, start_index + count, keep)
+        return Reply(body=render.items([frame_json(ctx, f) for f in found[start_index:]]))
+    selected = [f for f in ctx.plant.events.search(start, end, now, canonical) if keep(f)]
     sort_field = (ctx.get("sortField") or "Name").lower()
     if sort_field not in SORT_KEYS:
         raise ApiError(400, f"The value '{ctx.get('sortField')}' is not valid for sortField.")
     selected.sort(key=SORT_KEYS[sort_field], reverse=(ctx.get("sortOrder") or "").lower() == "descending")
-    start_index, count = ctx.start_index(), ctx.max_count()
     return Reply(body=render.items([frame_json(ctx, f) for f in selected[start_index : start_index + count]]))
 
 

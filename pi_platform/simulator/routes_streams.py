@@ -10,11 +10,9 @@ import numpy as np
 import orjson
 
 from pi_platform.pitime import parse_time
-from pi_platform.simulator import jsonfmt, readers
+from pi_platform.simulator import fields, jsonfmt, readers
 from pi_platform.simulator.api import ApiError, Ctx, Reply, Router
 from pi_platform.simulator.catalog import (
-    INTEGER,
-    NUMERIC,
     Element,
     descendants,
     stable_guid,
@@ -24,6 +22,7 @@ from pi_platform.simulator.plant import Stream
 from pi_platform.simulator.values import Block
 
 WEB_EXCEPTION = {"Errors": ["An error has occurred."], "StatusCode": 500}
+VALUE_FIELDS = (*jsonfmt.TIMED_VALUE_FIELDS, "Annotations", "Errors")
 
 
 def _json(value: object) -> str:
@@ -55,7 +54,9 @@ def _read_recorded(ctx: Ctx, stream: Stream, max_count: int) -> Block:
     return Block.concat([before, block, after]).take(slice(0, max_count))
 
 
-def _values_text(ctx: Ctx, stream: Stream, block: Block) -> tuple[str, bool]:
+def _values_text(
+    ctx: Ctx, stream: Stream, block: Block, selected: tuple[str, ...] | None = None
+) -> tuple[str, bool]:
     """TimedValue list text with value faults applied; second item says whether to add a WebException."""
     faults = ctx.faults
     broken = faults.roll(faults.faults.web_exception_rate)
@@ -69,7 +70,7 @@ def _values_text(ctx: Ctx, stream: Stream, block: Block) -> tuple[str, bool]:
     notes = None
     if "annotations" in (ctx.get("associations") or "").lower():
         notes = _annotation_maker(ctx, stream, block)
-    return jsonfmt.timed_values(block, stream.point, stream.units, errors, notes), broken
+    return jsonfmt.timed_values(block, stream.point, stream.units, errors, notes, selected), broken
 
 
 def _annotation_maker(ctx: Ctx, stream: Stream, block: Block) -> Callable[[int, str], list[dict]]:
@@ -95,13 +96,36 @@ def _annotation_maker(ctx: Ctx, stream: Stream, block: Block) -> Callable[[int, 
     return make
 
 
+def _value_fields(ctx: Ctx, *path: str) -> tuple[str, ...] | None:
+    """The TimedValue fields selectedFields keeps at `path` (lower-case names from the root); None = all."""
+    if ctx.selection is None:
+        return None
+    return fields.field_names(fields.sub(ctx.selection, *path), VALUE_FIELDS)
+
+
+def selected_reply(ctx: Ctx, document: "dict | orjson.Fragment", values: int) -> Reply:
+    """A body whose value lists (orjson Fragments) were rendered with only the selected fields; the rest of
+    the document is filtered here, so the router leaves it alone."""
+    return Reply(body=orjson.dumps(fields.select(document, ctx.selection)), values=values, selected=True)
+
+
+def values_document(ctx: Ctx, stream: Stream, block: Block, path: tuple[str, ...]) -> dict:
+    """`{Links, Items, UnitsAbbreviation[, WebException]}` of a value list, faults applied."""
+    text, broken = _values_text(ctx, stream, block, _value_fields(ctx, *path))
+    document = {"Links": {}, "Items": orjson.Fragment(text), "UnitsAbbreviation": stream.units}
+    if broken:
+        document["WebException"] = WEB_EXCEPTION
+    return document
+
+
+def timed_value_fragment(ctx: Ctx, stream: Stream, block: Block, *path: str) -> orjson.Fragment:
+    return orjson.Fragment(jsonfmt.timed_value(block, stream.point, stream.units, _value_fields(ctx, *path)))
+
+
 def stream_recorded(ctx: Ctx, web_id: str) -> Reply:
     stream = ctx.stream(web_id)
     block = _read_recorded(ctx, stream, ctx.max_count())
-    text, broken = _values_text(ctx, stream, block)
-    tail = f',"WebException":{_json(WEB_EXCEPTION)}' if broken else ""
-    body = f'{{"Links":{{}},"Items":{text},"UnitsAbbreviation":{_json(stream.units)}{tail}}}'
-    return Reply(body=body.encode(), values=len(block))
+    return selected_reply(ctx, values_document(ctx, stream, block, ("items",)), len(block))
 
 
 def _end_block(ctx: Ctx, stream: Stream) -> Block:
@@ -120,12 +144,12 @@ def _value_block(ctx: Ctx, stream: Stream) -> Block:
 
 def stream_end(ctx: Ctx, web_id: str) -> Reply:
     stream = ctx.stream(web_id)
-    return Reply(body=jsonfmt.timed_value(_end_block(ctx, stream), stream.point, stream.units).encode(), values=1)
+    return selected_reply(ctx, timed_value_fragment(ctx, stream, _end_block(ctx, stream)), 1)
 
 
 def stream_value(ctx: Ctx, web_id: str) -> Reply:
     stream = ctx.stream(web_id)
-    return Reply(body=jsonfmt.timed_value(_value_block(ctx, stream), stream.point, stream.units).encode(), values=1)
+    return selected_reply(ctx, timed_value_fragment(ctx, stream, _value_block(ctx, stream)), 1)
 
 
 def _interpolated_block(ctx: Ctx, stream: Stream) -> Block:
@@ -159,49 +183,6 @@ def stream_interpolated(ctx: Ctx, web_id: str) -> Reply:
     )
 
 
-def stream_summary(ctx: Ctx, web_id: str) -> Reply:
-    stream = ctx.stream(web_id)
-    types = ctx.getall("summaryType") or ["Total"]
-    expanded: list[str] = []
-    for t in types:
-        for part in t.split(","):
-            part = part.strip()
-            match = next((s for s in readers.SUMMARY_TYPES if s.lower() == part.lower()), None)
-            if part.lower() == "all":
-                expanded.extend(readers.SUMMARY_TYPES)
-            elif match is None:
-                raise ApiError(400, f"The value '{part}' is not valid for summaryType.")
-            else:
-                expanded.append(match)
-    if stream.point.kind not in (NUMERIC, INTEGER) and any(t != "Count" for t in expanded):
-        raise ApiError(409, "Count is the only summary type supported on non-numeric streams.")
-    basis = (ctx.get("calculationBasis") or "TimeWeighted").lower()
-    start, end = ctx.time_us("startTime", "*-1d"), ctx.time_us("endTime", "*")
-    rows = readers.summary(
-        ctx.plant, stream.point, start, end, ctx.plant.clock.now_us(), expanded, time_weighted=basis.startswith("time")
-    )
-    stamps = jsonfmt.timestamps(np.array([r[1] for r in rows], dtype=np.int64))
-    items = []
-    for (kind, _, value), stamp in zip(rows, stamps):
-        good = value is not None
-        shown = value if good else {"Name": "Calc Failed", "Value": 249, "IsSystem": True}
-        items.append(
-            {
-                "Type": kind,
-                "Value": {
-                    "Timestamp": stamp,
-                    "Value": shown,
-                    "UnitsAbbreviation": stream.units,
-                    "Good": good,
-                    "Questionable": False,
-                    "Substituted": False,
-                    "Annotated": False,
-                },
-            }
-        )
-    return Reply(body={"Links": {}, "Items": items})
-
-
 # ---- stream sets ------------------------------------------------------------------------------------------
 def adhoc_streams(ctx: Ctx) -> list[Stream]:
     web_ids = ctx.getall("webId")
@@ -233,32 +214,39 @@ def _stream_header(ctx: Ctx, stream: Stream) -> str:
     )
 
 
+def _stream_identity(ctx: Ctx, stream: Stream) -> dict:
+    return {"WebId": ctx.emit(stream.canonical_web_id), "Name": stream.name, "Path": stream.path, "Links": {}}
+
+
+def streamset_values(ctx: Ctx, streams: list[Stream], reader: Callable[[Ctx, Stream], Block]) -> Reply:
+    """Items[StreamValues]: one value list per stream, in request order."""
+    items, total = [], 0
+    for stream in streams:
+        block = reader(ctx, stream)
+        document = values_document(ctx, stream, block, ("items", "items"))
+        del document["Links"]
+        items.append({**_stream_identity(ctx, stream), **document})
+        total += len(block)
+    return selected_reply(ctx, {"Links": {}, "Items": items}, total)
+
+
 def _streamset_recorded(ctx: Ctx, streams: list[Stream]) -> Reply:
     max_count = ctx.max_count()
-    pieces, total = ['{"Links":{},"Items":['], 0
-    for i, stream in enumerate(streams):
-        block = _read_recorded(ctx, stream, max_count)
-        text, broken = _values_text(ctx, stream, block)
-        tail = f',"WebException":{_json(WEB_EXCEPTION)}' if broken else ""
-        pieces += [
-            "," if i else "",
-            _stream_header(ctx, stream),
-            ',"Items":',
-            text,
-            f',"UnitsAbbreviation":{_json(stream.units)}{tail}}}',
-        ]
-        total += len(block)
-    pieces.append("]}")
-    return Reply(body="".join(pieces).encode(), values=total)
+    return streamset_values(ctx, streams, lambda c, stream: _read_recorded(c, stream, max_count))
 
 
 def _streamset_single(ctx: Ctx, streams: list[Stream], reader: Callable[[Ctx, Stream], Block], as_items: bool) -> Reply:
-    parts = []
+    """Items[StreamValue] (`Value`), or for `end` one-value Items[StreamValues]."""
+    items = []
     for stream in streams:
-        value = jsonfmt.timed_value(reader(ctx, stream), stream.point, stream.units)
-        field = f'"Items":[{value}],"UnitsAbbreviation":{_json(stream.units)}' if as_items else f'"Value":{value}'
-        parts.append(f"{_stream_header(ctx, stream)},{field}}}")
-    return Reply(body=('{"Links":{},"Items":[' + ",".join(parts) + "]}").encode(), values=len(streams))
+        block = reader(ctx, stream)
+        if as_items:
+            value = jsonfmt.timed_value(block, stream.point, stream.units, _value_fields(ctx, "items", "items"))
+            field = {"Items": orjson.Fragment(f"[{value}]"), "UnitsAbbreviation": stream.units}
+        else:
+            field = {"Value": timed_value_fragment(ctx, stream, block, "items", "value")}
+        items.append({**_stream_identity(ctx, stream), **field})
+    return selected_reply(ctx, {"Links": {}, "Items": items}, len(streams))
 
 
 def streamset_recorded(ctx: Ctx) -> Reply:
@@ -301,7 +289,6 @@ def register(router: Router) -> None:
     add("GET", "streams/{web_id}/value", stream_value)
     add("GET", "streams/{web_id}/end", stream_end)
     add("GET", "streams/{web_id}/interpolated", stream_interpolated)
-    add("GET", "streams/{web_id}/summary", stream_summary)
     add("GET", "streamsets/recorded", streamset_recorded)
     add("GET", "streamsets/end", streamset_end)
     add("GET", "streamsets/value", streamset_value)

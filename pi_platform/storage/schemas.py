@@ -170,3 +170,36 @@ ALARM_KPIS = pa.DataFrameSchema(
     },
     name="alarm_kpis",
 )
+
+
+def recorded_summaries(start: datetime, end: datetime) -> pa.DataFrameSchema:
+    """Summaries of the window [start, end): intervals inside it, statistics that agree with each other, one
+    row per (stream, interval). Nothing PI legitimately answers may fail here (a refused row is data lost)."""
+    return pa.DataFrameSchema(
+        {
+            "web_id": _key(),
+            "name": _key(),
+            "interval_start": pa.Column(_UTC_US, checks=_in_window(start, end), nullable=False),
+            "interval_end": pa.Column(_UTC_US, nullable=False),
+            "calculation_basis": _key(),
+            "average": pa.Column(float, nullable=True),
+            "minimum": pa.Column(float, nullable=True),
+            "maximum": pa.Column(float, nullable=True),
+            "std_dev": pa.Column(float, checks=pa.Check.ge(0), nullable=True),
+            "range": pa.Column(float, checks=pa.Check.ge(0), nullable=True),
+            "count": pa.Column(float, checks=pa.Check.ge(0), nullable=False),
+            # 1e-6 of slack: PI divides times in floating point, 100.00000000001 is still "all good"
+            "percent_good": pa.Column(float, checks=pa.Check.in_range(0, 100 + 1e-6), nullable=False),
+        },
+        checks=[
+            pa.Check(lambda df: df["interval_end"] > df["interval_start"], error="interval_end not after interval_start"),
+            pa.Check(
+                lambda df: df["minimum"].isna() | df["maximum"].isna() | (df["minimum"] <= df["maximum"]),
+                error="minimum above maximum",
+            ),
+        ],
+        unique=["web_id", "interval_start"],
+        report_duplicates="exclude_first",
+        name="recorded_summaries",
+    )
+

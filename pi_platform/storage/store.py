@@ -14,7 +14,7 @@ The root is a local directory or an object-store URI (`s3://bucket/prefix`) with
 
 import re
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date
@@ -126,9 +126,10 @@ class DeltaStore:
         start: date,
         end: date,
         partition_by: list[str] | None = None,
-        where: Mapping[str, str] | None = None,
+        where: Mapping[str, str | Sequence[str]] | None = None,
     ) -> TableInfo:
-        """Atomically replace every row with `start <= partition_column < end` (and `where` equalities) by `data`.
+        """Atomically replace every row with `start <= partition_column < end` (and `where` equalities, or
+        memberships for a list of values: only those tags' rows of a day) by `data`.
 
         One commit for any number of days, so a single-run backfill and N daily runs leave the same table,
         and a rerun replaces rather than adds. `data` rows outside the range make delta-rs reject the commit.
@@ -136,7 +137,12 @@ class DeltaStore:
         """
         predicate = f"{partition_column} >= '{start.isoformat()}' AND {partition_column} < '{end.isoformat()}'"
         for column, value in (where or {}).items():
-            predicate += f" AND {column} = '{_sql_literal(value)}'"
+            if isinstance(value, str):
+                predicate += f" AND {column} = '{_sql_literal(value)}'"
+            elif value:
+                predicate += f" AND {column} IN ({', '.join(_quoted(v) for v in value)})"
+            else:
+                raise ValueError(f"overwrite_range: empty value list for {column} would replace nothing")
         arrow = _arrow(data)
         if not self.exists(table):
             # delta-rs needs an existing table for a predicate overwrite; the range is empty anyway.
@@ -251,6 +257,10 @@ def _short(exc: BaseException) -> str:
 
 def _sql_literal(value: str) -> str:
     return value.replace("'", "''")
+
+
+def _quoted(value: str) -> str:
+    return f"'{_sql_literal(value)}'"
 
 
 def _arrow(data: Data) -> pa.Table | pa.RecordBatchReader:

@@ -30,7 +30,7 @@ def _f(name: str, type_: pa.DataType, doc: str, nullable: bool = True) -> pa.Fie
     return pa.field(name, type_, nullable=nullable, metadata={"doc": doc})
 
 
-_SNAPSHOT_DATE = _f("snapshot_date", pa.date32(), "UTC day of the snapshot (partition)", nullable=False)
+_SNAPSHOT_DATE = _f("snapshot_date", pa.date32(), "plant's day (PI_PARTITION_TIMEZONE, default UTC) of the snapshot (partition)", nullable=False)
 
 AF_ELEMENTS = TableSpec(
     "af_elements",
@@ -135,7 +135,7 @@ _DOCUMENTED_VALUES = [f.with_metadata({"doc": _VALUE_DOCS[f.name]}) for f in VAL
 
 RECORDED_VALUES = TableSpec(
     "recorded_values",
-    pa.schema(_DOCUMENTED_VALUES + [_f("event_date", pa.date32(), "UTC day of timestamp (partition)", nullable=False)]),
+    pa.schema(_DOCUMENTED_VALUES + [_f("event_date", pa.date32(), "plant's day (PI_PARTITION_TIMEZONE, default UTC) of timestamp (partition)", nullable=False)]),
     "event_date",
     ("web_id", "timestamp", "position"),
     "Every recorded value of the selected tags, as PI returned it (digital and system states, flags, "
@@ -176,7 +176,7 @@ EVENT_FRAMES = TableSpec(
             _f("is_annotated", pa.bool_(), "has annotations"),
             _f("ref_element_web_ids", STRINGS, "referenced elements"),
             _f("primary_element_web_id", pa.string(), "first referenced element"),
-            _f("start_date", pa.date32(), "UTC day of start_time (partition)", nullable=False),
+            _f("start_date", pa.date32(), "plant's day (PI_PARTITION_TIMEZONE, default UTC) of start_time (partition)", nullable=False),
         ]
     ),
     "start_date",
@@ -207,7 +207,7 @@ ALARMS = TableSpec(
             _f("field_issues", pa.string(), "fields left null because their value failed a check, as 'field: reason' (the alarm is kept)"),
             _f("annotation_count", pa.int32(), "number of annotations", nullable=False),
             _f("annotations", pa.string(), "annotations as a JSON list of {name, value, creator, creation_date} (PI placeholder dates as null)"),
-            _f("start_date", pa.date32(), "UTC day of start_time (partition)", nullable=False),
+            _f("start_date", pa.date32(), "plant's day (PI_PARTITION_TIMEZONE, default UTC) of start_time (partition)", nullable=False),
         ]
     ),
     "start_date",
@@ -220,7 +220,7 @@ ALARM_KPIS = TableSpec(
     "alarm_kpis",
     pa.schema(
         [
-            _f("event_date", pa.date32(), "UTC day (partition)", nullable=False),
+            _f("event_date", pa.date32(), "plant's day (PI_PARTITION_TIMEZONE, default UTC) (partition)", nullable=False),
             _f("alarm_count", pa.int64(), "alarms raised during the day", nullable=False),
             _f("avg_per_10min", pa.float64(), "average alarms per 10-minute window (EEMUA target ~1)", nullable=False),
             _f("peak_per_10min", pa.int64(), "most alarms in one 10-minute window", nullable=False),
@@ -239,6 +239,44 @@ ALARM_KPIS = TableSpec(
     "event_date",
     ("event_date",),
     "Daily alarm-management KPIs after ISA-18.2 / EEMUA 191.",
+    "overwrite range",
+)
+
+RECORDED_SUMMARIES = TableSpec(
+    "recorded_summaries",
+    pa.schema(
+        [
+            _f("web_id", pa.string(), "stream (point or attribute) WebID", nullable=False),
+            _f("name", pa.string(), "tag or attribute name", nullable=False),
+            _f("interval_start", TIMESTAMP, "interval start, UTC (PI's summary timestamp, timeType=EarliestTime)", nullable=False),
+            _f("interval_end", TIMESTAMP, "interval end, UTC (exclusive)", nullable=False),
+            _f("calculation_basis", pa.string(), "PI calculationBasis of average, minimum, maximum, std_dev, range, percent_good", nullable=False),
+            _f("average", pa.float64(), "PI Average (time-weighted by default); null where PI gives its error value (no good data, non-numeric tag)"),
+            _f("minimum", pa.float64(), "PI Minimum (time-weighted: includes the values interpolated at the interval's edges)"),
+            _f("maximum", pa.float64(), "PI Maximum"),
+            _f("std_dev", pa.float64(), "PI StdDev"),
+            _f("range", pa.float64(), "PI Range (maximum - minimum)"),
+            _f("count", pa.float64(), "good events in [interval_start, interval_end): PI Count, EventWeighted", nullable=False),
+            _f("percent_good", pa.float64(), "PI PercentGood: % of the interval's time (time-weighted) or events (event-weighted) with good values", nullable=False),
+            _f("units", pa.string(), "units abbreviation"),
+            _f("event_date", pa.date32(), "plant's day (PI_PARTITION_TIMEZONE, default UTC) of interval_start (partition)", nullable=False),
+        ]
+    ),
+    "event_date",
+    ("web_id", "interval_start"),
+    "Per tag and interval (PI_SUMMARY_INTERVAL, default 1 h), the summaries PI itself computes "
+    "(streamsets/summary): the numbers PI clients show, not recomputed from raw values.",
+    "overwrite range",
+)
+
+INTERPOLATED_VALUES = TableSpec(
+    "interpolated_values",
+    pa.schema(_DOCUMENTED_VALUES + [_f("event_date", pa.date32(), "plant's day (PI_PARTITION_TIMEZONE, default UTC) of timestamp (partition)", nullable=False)]),
+    "event_date",
+    ("web_id", "timestamp", "position"),
+    "PI's interpolated values (streamsets/interpolated) every PI_INTERPOLATION_INTERVAL (default 1 h) of each "
+    "day: linear between good values of continuous tags, held for stepped ones, system states where PI has "
+    "them; `position` is always 0.",
     "overwrite range",
 )
 
@@ -264,7 +302,7 @@ QUARANTINE = TableSpec(
 TABLES: dict[str, TableSpec] = {
     spec.name: spec
     for spec in (AF_ELEMENTS, AF_ATTRIBUTES, PI_POINTS, RECORDED_VALUES, STREAM_VALUES, EVENT_FRAMES, ALARMS, ALARM_KPIS,
-                 QUARANTINE)
+                 RECORDED_SUMMARIES, INTERPOLATED_VALUES, QUARANTINE)
 }
 
 

@@ -13,17 +13,23 @@ import logging
 import random
 import ssl
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from urllib.parse import quote, urlsplit, urlunsplit
 
 import websockets
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
 
+from pi_platform import gss
+from pi_platform.client import negotiate
+from pi_platform.client.auth import negotiator, redact_credentials
 from pi_platform.client.config import PIWebAPIConfig
 from pi_platform.streaming.errors import ChannelAuthError, ChannelError, ChannelRejected, DeadChannelError
 
 log = logging.getLogger(__name__)
+
+
+redact_credentials("websockets.client")  # it logs every handshake header at DEBUG, Authorization included
 
 
 @dataclass(frozen=True)
@@ -85,7 +91,38 @@ def channel_urls(base_url: str, web_ids: Sequence[str], options: ChannelOptions)
     return groups
 
 
-def handshake_headers(config: PIWebAPIConfig) -> dict[str, str]:
+class NegotiateHandshake:
+    """Kerberos for the upgrade: a fresh `Negotiate` token per (re)connect, so a ticket renewed meanwhile is used
+    and an expired one is a logged `ChannelAuthError` retried every `auth_retry_s`, never the collector's end."""
+
+    def __init__(self, negotiator: negotiate.Negotiator) -> None:
+        self._negotiator = negotiator
+        self._initiator: gss.Initiator | None = None
+
+    def __call__(self) -> dict[str, str]:
+        try:
+            self._initiator, header = self._negotiator.start()
+        except negotiate.KerberosError as exc:
+            raise ChannelAuthError(str(exc)) from None
+        return {"Authorization": header}
+
+    def refused(self, challenges: list[str], where: str) -> ChannelAuthError:
+        assert self._initiator is not None  # a refusal answers a token we made
+        return ChannelAuthError(str(self._negotiator.refused(self._initiator, challenges, where)))
+
+    def opened(self, challenges: list[str], where: str) -> None:
+        assert self._initiator is not None
+        try:
+            self._negotiator.finish(self._initiator, challenges, where)
+        except negotiate.KerberosError as exc:
+            raise ChannelAuthError(str(exc)) from None
+
+
+# Fixed headers, or a function giving them anew for every connection attempt (Kerberos tokens are single-use).
+HandshakeHeaders = Mapping[str, str] | Callable[[], Mapping[str, str]]
+
+
+def handshake_headers(config: PIWebAPIConfig) -> HandshakeHeaders:
     """Credentials for the upgrade request (an ordinary authenticated GET)."""
     if config.auth == "basic" and config.username is not None and config.password is not None:
         token = base64.b64encode(f"{config.username}:{config.password.get_secret_value()}".encode()).decode()
@@ -93,7 +130,7 @@ def handshake_headers(config: PIWebAPIConfig) -> dict[str, str]:
     if config.auth == "bearer" and config.token is not None:
         return {"Authorization": f"Bearer {config.token.get_secret_value()}"}
     if config.auth == "kerberos":
-        raise ChannelAuthError("channels with auth=kerberos are not supported yet; use basic or bearer for streaming")
+        return NegotiateHandshake(negotiator(config))
     return {}
 
 
@@ -115,7 +152,8 @@ def is_heartbeat(payload: bytes) -> bool:
 class ChannelSocket:
     """One WebSocket attempt: open, then yield raw messages until it closes or the watchdog fires."""
 
-    def __init__(self, url: str, options: ChannelOptions, headers: dict[str, str], ssl: ssl.SSLContext | None) -> None:
+    def __init__(self, url: str, options: ChannelOptions, headers: HandshakeHeaders,
+                 ssl: ssl.SSLContext | None) -> None:
         self.url = url
         self.options = options
         self._headers = headers
@@ -127,10 +165,13 @@ class ChannelSocket:
         The watchdog times `recv()` only: while the consumer is busy (back-pressure) the clock does not
         run, so slow storage never looks like a dead channel.
         """
+        auth = self._headers if isinstance(self._headers, NegotiateHandshake) else None
+        # A GSS call may ask the KDC for a service ticket: keep that network round trip off the event loop.
+        headers = await asyncio.to_thread(self._headers) if callable(self._headers) else self._headers
         try:
             connection = await websockets.connect(
                 self.url,
-                additional_headers=self._headers,
+                additional_headers=headers,
                 ssl=self._ssl,
                 open_timeout=self.options.open_timeout_s,
                 ping_interval=self.options.ping_interval_s,
@@ -140,11 +181,16 @@ class ChannelSocket:
                 close_timeout=2,
             )
         except InvalidStatus as exc:
+            if auth is not None and exc.response.status_code == 401:
+                where = f"channel to {_host(self.url)}"
+                raise auth.refused(exc.response.headers.get_all("WWW-Authenticate"), where) from None
             raise _rejected(exc.response.status_code, self.url) from None
         except (OSError, TimeoutError, InvalidHandshake) as exc:
             raise ChannelError(f"cannot open channel to {_host(self.url)}: {exc or type(exc).__name__}") from None
         dead = False
         try:
+            if auth is not None and connection.response is not None:
+                auth.opened(connection.response.headers.get_all("WWW-Authenticate"), f"channel to {_host(self.url)}")
             if on_open is not None:
                 await on_open()
             while True:
@@ -216,7 +262,7 @@ class ChannelConnection:
         web_ids: list[str],
         url: str,
         options: ChannelOptions,
-        headers: dict[str, str],
+        headers: HandshakeHeaders,
         ssl: ssl.SSLContext | None,
         on_message: Callable[[str, bytes], Awaitable[None]],
         on_open: Callable[["ChannelConnection", str], Awaitable[None]],

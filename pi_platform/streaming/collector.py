@@ -30,7 +30,7 @@ from pi_platform.client import PIWebAPIClient, PIWebAPIConfig
 from pi_platform.client.errors import AuthError, BadRequest, Forbidden, NotFound
 from pi_platform.pitime import parse_time
 from pi_platform.storage import DeltaStore
-from pi_platform.streaming import reads, state
+from pi_platform.streaming import reads, shards, state
 from pi_platform.streaming.channel import ChannelConnection, ChannelOptions, channel_urls, handshake_headers, ssl_context
 from pi_platform.streaming.errors import ChannelAuthError, ChannelError, ChannelRejected
 from pi_platform.streaming.gaps import GapLedger
@@ -38,6 +38,7 @@ from pi_platform.streaming.identity import BadTag, Identities, probe
 from pi_platform.streaming.messages import STREAM_SCHEMA, parse_records
 from pi_platform.streaming.metrics import RollingMetrics
 from pi_platform.streaming.reconcile import Plan, compose, drop_before_start, late_groups
+from pi_platform.streaming.shards import Shard
 from pi_platform.streaming.sink import Commit, StreamSink
 from pi_platform.streaming.snapshots import SnapshotOptions, SnapshotWatch
 from pi_platform.streaming.wal import WalRecord, WriteAheadLog
@@ -63,26 +64,35 @@ class CollectorConfig:
     # Every (re)connect re-reads this much before each stream's last committed value: corrections PI made
     # while nobody listened are otherwise invisible (PI Web API has no "modified since" query).
     correction_lookback_s: float = 600.0
+    # A channel's gap is read up to this long after the socket opened: the server starts its subscription only
+    # after the handshake the client has already seen (a loaded PI Web API, or a gap-ledger fsync, makes that
+    # ms to s), and values stamped in between would be in neither the read nor the channel. The overlap is
+    # harmless: the read is authoritative and replaces the channel's copy of the same groups.
+    open_overlap_s: float = 5.0
     fsync: bool = True
     status_interval_s: float = 1.0
     snapshots: SnapshotOptions = field(default_factory=SnapshotOptions)  # PI snapshot poll -> tags.json
     subscription_poll_s: float = 1.0
     # Each commit adds a file; compacting every this many commits keeps the table's file count bounded between
     # the hourly maintenance runs (0: leave it to them). Runs beside the batcher; lost commit races are retried.
+    # Sharded, only shard 1 compacts the shared table.
     compact_every_commits: int = 600
     bad_tag_retry_s: float = 300.0  # how often tags PI refused are tried again
     gap_retry_max_s: float = 60.0  # longest wait between reads of a gap PI keeps failing
+    # The slice of the subscription this collector owns (shards.py); its files live in `shard.state_dir(state_dir)`.
+    shard: Shard = field(default_factory=lambda: Shard(1, 1))
 
     @property
     def app_id(self) -> str:
-        return f"pi-platform-stream:{self.name}"
+        return self.shard.app_id(f"pi-platform-stream:{self.name}")
 
 
 class Collector:
     def __init__(self, config: CollectorConfig, pi: PIWebAPIConfig, initial_web_ids: list[str] | None = None) -> None:
         self.config = config
         self.pi = pi
-        self.state_dir = Path(config.state_dir)
+        self.shard = config.shard
+        self.state_dir = self.shard.state_dir(config.state_dir)
         self.sink = StreamSink(DeltaStore(config.delta_root, config.storage_options), config.app_id)
         self.wal = WriteAheadLog(self.state_dir / state.WAL_DIR, max_buffer_bytes=config.max_buffer_bytes,
                                  fsync=config.fsync)
@@ -127,6 +137,10 @@ class Collector:
         """Run until `stop` is set, then flush everything received and exit cleanly."""
         self._lock.acquire()
         try:
+            shards.check_concurrent_store(self.config.delta_root, dict(self.config.storage_options), self.shard.count)
+            inherited = await asyncio.to_thread(shards.check_handover, self.config.state_dir, self.shard,
+                                                lambda app_id: self.sink.store.committed_version(self.sink.table, app_id))
+            self.ledger.adopt(inherited, self.shard.owns)  # before the restart gaps: theirs are pinned with ours
             committed = await asyncio.to_thread(self.sink.committed_offset)
             self._hwm = await asyncio.to_thread(self.sink.high_water_marks)
             replayed = self.wal.open(committed)
@@ -206,16 +220,20 @@ class Collector:
             await self._resolve(refs)
             refused = {b.web_id for b in self._bad.values() if b.web_id}
             canonical = [self.identities.canonical(r) for r in refs if r not in self._bad]
-            desired = [w for w in dict.fromkeys(canonical) if w is not None and w not in refused]
+            desired = [w for w in dict.fromkeys(canonical) if w is not None and w not in refused and self.shard.owns(w)]
             current = {w for conn, _ in self._connections.values() for w in conn.web_ids}
             wanted = set(desired)
             added = [w for w in desired if w not in current]
             removed = current - wanted
             self._desired = desired
             start_us = int(parse_time(start).timestamp() * 1e6)
+            lookback = int(self.config.correction_lookback_s * 1e6)
             # A stream's data start is fixed when it is first subscribed; committed streams resume from their
-            # high-water mark, so re-adding one later backfills the time it was not subscribed.
-            new = {w: start_us for w in added if w not in self._since}
+            # high-water mark, so re-adding one later backfills the time it was not subscribed. A stream the table
+            # holds but this state directory never saw (handed over by a re-shard) starts at its newest committed
+            # value minus the look-back, so the hand-over reads back everything since the old shard stopped.
+            new = {w: min(start_us, self._hwm[w] - lookback) if w in self._hwm else start_us
+                   for w in added if w not in self._since}
             if new:
                 self._since.update(new)
                 state.write_json(self.state_dir / state.CURSORS_FILE, self._since)
@@ -237,8 +255,9 @@ class Collector:
         try:
             for bad in await self.identities.resolve(self._client, [r for r in refs if r not in self._bad]):
                 self._bad[bad.ref] = bad
-                log.error("bad tag %s; left out of the channels, retried every %.0fs", bad.label(),
-                          self.config.bad_tag_retry_s)
+                if self._mine(bad):
+                    log.error("bad tag %s; left out of the channels, retried every %.0fs", bad.label(),
+                              self.config.bad_tag_retry_s)
             self._unresolved, self._resolve_error, self._resolve_attempts = [], None, 0
             self._rest_error = None
         except Exception as exc:  # noqa: BLE001 - PI's REST side is down or refuses us: retried, reported
@@ -296,7 +315,7 @@ class Collector:
         subscribed = (state.read_subscription(self.state_dir) or {}).get("web_ids") or []
         # Refs resolved before, or already the key this state directory collects under.
         canonical = (self.identities.canonical(r) or (r if r in self._since else None) for r in subscribed)
-        known = [w for w in dict.fromkeys(canonical) if w is not None]
+        known = [w for w in dict.fromkeys(canonical) if w is not None and self.shard.owns(w)]
         if starts := self._gap_starts(known):
             self.ledger.open("collector restart", starts, now_us)
         for damage in self.wal.damages:
@@ -311,11 +330,11 @@ class Collector:
         """Every (re)open, before its first message: the gap up to now is in the ledger (durably)."""
         if self._stopping:
             return
-        now_us = int(time.time() * 1e6)
+        end_us = int((time.time() + self.config.open_overlap_s) * 1e6)
         starts = self._gap_starts(conn.web_ids)
-        if starts and not self.ledger.pin(conn.name, now_us, starts):
+        if starts and not self.ledger.pin(conn.name, end_us, starts):
             reason = "reconnect" if conn.stats.attempts > 1 else "channel opened"
-            self.ledger.open(reason, starts, now_us)
+            self.ledger.open(reason, starts, end_us)
 
     async def _on_channel_error(self, conn: ChannelConnection, exc: ChannelError) -> None:
         """A channel went down: a growing gap for its streams (pinned when it reopens); a rejected URL holds a
@@ -357,7 +376,8 @@ class Collector:
                 await asyncio.wait_for(stop.wait(), self.config.bad_tag_retry_s)
             if stop.is_set() or not self._bad:
                 continue
-            log.info("retrying %d bad tags: %s", len(self._bad), ", ".join(b.label() for b in self._bad.values()))
+            if mine := [b.label() for b in self._bad.values() if self._mine(b)]:
+                log.info("retrying %d bad tags: %s", len(mine), ", ".join(mine))
             assert self._client is not None
             by_ref = [b.ref for b in self._bad.values() if b.web_id is None]
             by_id = [b.web_id for b in self._bad.values() if b.web_id is not None]
@@ -490,7 +510,7 @@ class Collector:
                       late: pd.MultiIndex) -> None:
         self._last_commit = commit
         self._commits += 1
-        every = self.config.compact_every_commits
+        every = self.config.compact_every_commits if self.shard.compacts else 0
         if every and self._commits % every == 0 and (self._compaction is None or self._compaction.done()):
             self._compaction = asyncio.create_task(self._compact(), name="compaction")
         rows = plan.rows
@@ -550,6 +570,7 @@ class Collector:
         return {
             "pid": os.getpid(),
             "name": self.config.name,
+            "shard": self.shard.label,
             "app_id": self.config.app_id,
             "pi_url": self.pi.url,
             "table_uri": self.sink.uri,
@@ -568,7 +589,7 @@ class Collector:
             "last_commit": None if last is None else asdict(last),
             "gaps": self.ledger.summaries(now),
             "backfills": {"closed": self.ledger.closed, "running": len(self._gap_reads), "rows": self._backfill_rows},
-            "bad_tags": [asdict(b) for b in self._bad.values()],
+            "bad_tags": [asdict(b) for b in self._bad.values() if self._mine(b)],
             "problems": self.problems(now),
             "verified_groups": self._verified_groups,
             "last_error": self._last_error,
@@ -587,7 +608,8 @@ class Collector:
         if self._rest_error:
             found.append(("ERROR", "auth", self._rest_error))
         for tag in self._bad.values():
-            found.append(("ERROR", "bad_tag", f"bad tag {tag.label()}"))
+            if self._mine(tag):
+                found.append(("ERROR", "bad_tag", f"bad tag {tag.label()}"))
         if self.wal.write_error:
             found.append(("ERROR", "wal", f"write-ahead log cannot write: {self.wal.write_error}; waiting for room"))
         for damage in self.wal.damages:
@@ -604,7 +626,12 @@ class Collector:
 
     def _watched(self) -> list[str]:
         """Tags whose PI snapshot is watched: those collected, and those PI refused (a deleted tag is stale)."""
-        return [*self._desired, *(b.web_id for b in self._bad.values() if b.web_id)]
+        return [*self._desired, *(b.web_id for b in self._bad.values() if b.web_id and self._mine(b))]
+
+    def _mine(self, tag: BadTag) -> bool:
+        """Every shard resolves the whole subscription; a refused tag is reported by the shard owning it (by its
+        WebID, or by the reference itself when PI refused to resolve it)."""
+        return self.shard.owns(tag.web_id or tag.ref)
 
     def _write_status(self, final: bool = False) -> None:
         document = self.status()

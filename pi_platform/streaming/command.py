@@ -5,6 +5,10 @@ The PI Web API connection comes from `PI_WEBAPI_*` variables (or `--url`), the l
 `--state-dir`), all through pi_platform/settings.py, whose defaults do not depend on the current directory. The subscription
 is the state directory's subscription.json (written by the Dagster sensor), seeded from `--web-id` /
 `--tag` when the file does not exist yet.
+
+Sharded (`--shard K/N`, shards.py), each collector is one shard with its own files under the state directory;
+with `PI_STREAM_SHARDS` above 1 a plain `pi-platform stream` refuses to guess which shard it is, and
+`--status` shows every shard of the configured count.
 """
 
 import argparse
@@ -21,9 +25,9 @@ from pi_platform.errors import ConfigError
 from pi_platform.streaming.channel import ChannelOptions
 from pi_platform.streaming.collector import Collector, CollectorConfig
 from pi_platform.streaming.gaps import iso_us
+from pi_platform.streaming.shards import Shard, state_dirs
 from pi_platform.streaming.snapshots import SnapshotOptions
 from pi_platform.streaming.state import read_status
-
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -35,6 +39,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="Delta lake root holding stream_values (env PI_DELTA_ROOT)")
     parser.add_argument("--url", help="PI Web API base URL (env PI_WEBAPI_URL)")
     parser.add_argument("--name", default="collector", help="collector name: its Delta application id")
+    parser.add_argument("--shard", default=None, metavar="K/N",
+                        help="run shard K of N: the tags whose WebID hashes to K (default 1/PI_STREAM_SHARDS)")
     parser.add_argument("--web-id", action="append", default=[],
                         help="stream WebId to subscribe, any type: Full, IDOnly, PathOnly (repeatable)")
     parser.add_argument("--tag", action="append", default=[],
@@ -64,8 +70,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     state_dir = Path(args.state_dir or settings.stream_state_dir())
+    count = settings.stream_shards()
+    shard = Shard.parse(args.shard) if args.shard else Shard(1, count)
     if args.status:
-        return _print_status(state_dir, as_json=args.json)
+        return _print_status(state_dir, shard.count, as_json=args.json)
+    if shard.count > 1 and not args.shard:
+        raise ConfigError(f"PI_STREAM_SHARDS={count}: start one collector per shard, `pi-platform stream --shard K/{count}` "
+                          f"for K = 1..{count} (in local mode the Dagster sensor starts them all)")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per PI request is noise here
     pi = PIWebAPIConfig.from_settings(url=args.url)
@@ -74,6 +85,7 @@ def run(args: argparse.Namespace) -> int:
         delta_root=args.delta_root or settings.delta_root(),
         storage_options=settings.storage_options(),
         name=args.name,
+        shard=shard,
         channel=ChannelOptions(
             include_initial_values=args.include_initial_values,
             heartbeat_rate=args.heartbeat_rate,
@@ -104,16 +116,28 @@ async def _run(config: CollectorConfig, pi: PIWebAPIConfig, web_ids: list[str], 
     await Collector(config, pi, web_ids + tags).run(stop)
 
 
-def _print_status(state_dir: Path, *, as_json: bool) -> int:
-    status = read_status(state_dir)
-    if status is None:
-        raise ConfigError(f"no collector status in {state_dir}: start one with `pi-platform stream` or fix --state-dir")
+def _print_status(state_dir: Path, count: int, *, as_json: bool) -> int:
+    if count == 1:
+        status = read_status(state_dir)
+        if status is None:
+            raise ConfigError(f"no collector status in {state_dir}: start one with `pi-platform stream` or fix --state-dir")
+        statuses = {"1/1": status}
+    else:
+        statuses = {label: read_status(directory) for label, directory in state_dirs(state_dir, count).items()}
+        if not any(statuses.values()):
+            raise ConfigError(f"no status of any of {count} shards under {state_dir}: start them with "
+                              f"`pi-platform stream --shard K/{count}` or fix --state-dir / PI_STREAM_SHARDS")
     if as_json:
         import orjson
 
-        sys.stdout.write(orjson.dumps(status, option=orjson.OPT_INDENT_2).decode() + "\n")
+        document = statuses["1/1"] if count == 1 else statuses
+        sys.stdout.write(orjson.dumps(document, option=orjson.OPT_INDENT_2).decode() + "\n")
         return 0
-    sys.stdout.write(format_status(status))
+    if count == 1:
+        sys.stdout.write(format_status(statuses["1/1"]))
+        return 0
+    for label, status in statuses.items():
+        sys.stdout.write(f"== shard {label}\n" + (format_status(status) if status else "not started\n"))
     return 0
 
 
@@ -124,8 +148,9 @@ def format_status(status: dict) -> str:
     thr = status.get("throughput") or {}
     buf = status.get("buffer") or {}
     last = status.get("last_commit") or {}
+    shard = f" shard {status['shard']}" if status.get("shard", "1/1") != "1/1" else ""
     lines = [
-        f"collector {status.get('name')} pid {status.get('pid')}: {status.get('state')} "
+        f"collector {status.get('name')}{shard} pid {status.get('pid')}: {status.get('state')} "
         f"(heartbeat {age:.1f}s ago{', STALE' if age > 10 and status.get('state') == 'running' else ''})",
         f"PI Web API   {status.get('pi_url')}",
         f"table        {status.get('table_uri')}",

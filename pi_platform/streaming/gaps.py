@@ -23,6 +23,7 @@ import random
 import tempfile
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -75,12 +76,17 @@ def durable_write(path: Path, data: object) -> None:
         os.close(dir_fd)
 
 
+def _read(path: Path) -> dict:
+    try:
+        data = orjson.loads(path.read_bytes())
+    except (FileNotFoundError, orjson.JSONDecodeError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
 def read_gaps(state_dir: str | os.PathLike[str]) -> list[Gap]:
     """The open gaps a collector left in `state_dir` (readers: status, Dagster checks)."""
-    try:
-        data = orjson.loads((Path(state_dir) / GAPS_FILE).read_bytes())
-    except (FileNotFoundError, orjson.JSONDecodeError):
-        return []
+    data = _read(Path(state_dir) / GAPS_FILE)
     return [Gap(**{**g, "starts": {k: int(v) for k, v in g["starts"].items()}}) for g in data.get("gaps", [])]
 
 
@@ -92,11 +98,29 @@ class GapLedger:
         self.retry_initial_s = retry_initial_s
         self.retry_max_s = retry_max_s
         self.gaps: dict[str, Gap] = {g.id: g for g in read_gaps(state_dir)}
+        self.adopted: set[str] = set(_read(self.path).get("adopted", []))  # gap ids taken over from another layout
         self.closed = 0
 
     def _save(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        durable_write(self.path, {"gaps": [asdict(g) for g in self.gaps.values()]})
+        durable_write(self.path, {"gaps": [asdict(g) for g in self.gaps.values()], "adopted": sorted(self.adopted)})
+
+    def adopt(self, gaps: list[Gap], owns: Callable[[str], bool]) -> int:
+        """Take over another shard layout's open gaps for the streams this collector owns now (a re-shard), once
+        each: the new owner reads them like its own. Returns how many were adopted."""
+        taken = 0
+        for gap in gaps:
+            starts = {w: s for w, s in gap.starts.items() if owns(w)}
+            if gap.id in self.adopted or not starts:
+                continue
+            self.gaps[gap.id] = Gap(gap.id, f"{gap.reason}, handed over", time.time(), gap.end_us, starts)
+            self.adopted.add(gap.id)
+            taken += 1
+            log.info("gap %s adopted from another shard layout (%s): %d streams from %s", gap.id, gap.reason,
+                     len(starts), iso_us(min(starts.values())))
+        if taken:
+            self._save()
+        return taken
 
     def open(self, reason: str, starts: dict[str, int], end_us: int | None, connection: str | None = None) -> Gap:
         """Record an interval per stream; durable when this returns."""
@@ -120,7 +144,9 @@ class GapLedger:
         return pinned
 
     def due(self, now: float) -> list[Gap]:
-        return [g for g in self.gaps.values() if g.end_us is not None and g.next_try_at <= now and g.starts]
+        """Gaps to read now: pinned, past their end (a channel's gap ends a little after it opened), not backing off."""
+        return [g for g in self.gaps.values()
+                if g.end_us is not None and g.end_us <= now * 1e6 and g.next_try_at <= now and g.starts]
 
     def failed(self, gap_id: str, error: str) -> float:
         """Count a failed read of the gap; returns the delay before the next attempt."""

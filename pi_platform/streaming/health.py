@@ -40,6 +40,19 @@ def stream_silence(status: dict | None, newest_received_at: float | None, silent
     return StreamSilence(False, f"rows flowing (newest received {rows_age:.0f}s ago)", heartbeat_age, rows_age)
 
 
+def worst_silence(silences: list[tuple[str, StreamSilence]]) -> StreamSilence:
+    """Across sharded collectors: silent when any shard is (named); otherwise the first shard's reading."""
+    if len(silences) == 1:
+        return silences[0][1]
+    silent = [(label, s) for label, s in silences if s.silent]
+    ages = [s.heartbeat_age_s for _, s in silences if s.heartbeat_age_s is not None]
+    first = silences[0][1]
+    if not silent:
+        return StreamSilence(False, first.reason, max(ages, default=None), first.last_rows_age_s)
+    reason = "; ".join(f"shard {label}: {s.reason}" for label, s in silent)
+    return StreamSilence(True, reason, max(ages, default=None), first.last_rows_age_s)
+
+
 def newest_received_at(store: DeltaStore, silent_after_s: float, now: float | None = None) -> float | None:
     """Receive time of the newest stream_values row, looking only as far back as silence matters (file
     statistics prune), on whatever lake the store points at (local or object storage)."""
@@ -75,6 +88,26 @@ def channel_health(status: dict | None, previous_dead: int, *, down_after_s: flo
                 severity = "ERROR"
                 problems.append(f"{conn['name']} {conn['state']} for {now - since:.0f}s: {conn.get('last_error')}")
     dead = int(status.get("dead_channels") or 0)
+    if dead > previous_dead:
+        severity = severity or "WARN"
+        problems.append(f"dead-channel watchdog fired {dead - previous_dead} time(s) (DeadChannelError)")
+    return ChannelHealth(not problems, severity, problems, dead)
+
+
+def channel_health_all(statuses: list[tuple[str, dict | None]], previous_dead: int, *, down_after_s: float = 30.0,
+                       now: float | None = None) -> ChannelHealth:
+    """Across sharded collectors: connections down in any shard (named), and the watchdog judged on the total."""
+    if len(statuses) == 1:
+        return channel_health(statuses[0][1], previous_dead, down_after_s=down_after_s, now=now)
+    problems: list[str] = []
+    severity = None
+    dead = 0
+    for label, status in statuses:
+        own = int((status or {}).get("dead_channels") or 0)
+        state = channel_health(status, own, down_after_s=down_after_s, now=now)  # its connections only
+        problems += [f"shard {label}: {p}" for p in state.problems]
+        severity = severity or state.severity
+        dead += own
     if dead > previous_dead:
         severity = severity or "WARN"
         problems.append(f"dead-channel watchdog fired {dead - previous_dead} time(s) (DeadChannelError)")

@@ -4,11 +4,21 @@ Exactly once: each commit carries an application transaction (app_id = the colle
 the WAL offset the batch ends at), written atomically with the rows. Before committing, the sink asks the
 table which version it already holds; after a crash the collector replays the WAL from that offset, so
 a batch is either entirely in the table or entirely replayed, never both.
+
+Several writers (sharded collectors, each its own app id; the maintenance job's compaction) commit to the
+one table optimistically. delta-rs reconciles concurrent blind appends itself; what it cannot (a merge whose
+read files another writer rewrote, a compaction racing a merge) raises `CommitFailedError`, and the commit is
+retried with backoff and jitter, a log line per retry. Each retry first re-reads the table's version of this
+app id: a commit that succeeded although its caller saw an error is never appended twice.
 """
 
+import logging
+import random
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
+from typing import TypeVar
 
 import numpy as np
 import orjson
@@ -25,8 +35,11 @@ from pi_platform.storage.schemas import stream_values
 from pi_platform.storage.tables import QUARANTINE, STREAM_VALUES
 from pi_platform.streaming.messages import STREAM_SCHEMA
 
+log = logging.getLogger(__name__)
+_T = TypeVar("_T")
+
 _KEY_MATCH = "t.web_id = s.web_id AND t.timestamp = s.timestamp AND t.position = s.position"
-_ATTEMPTS = 8
+_ATTEMPTS = 12  # conflicts, each followed by a backoff of up to 5 s; then the collector's batch loop retries
 _CONTENT = [name for name in STREAM_SCHEMA.names if name != "received_at"]
 
 
@@ -85,7 +98,8 @@ class StreamSink:
             self.quarantine(split.rejects)
         valid_may_exist = split.valid["_may_exist"].to_numpy(zero_copy_only=False)
         valid_all = split.valid.drop_columns(["_may_exist"]).cast(STREAM_SCHEMA)
-        for attempt in range(_ATTEMPTS):
+
+        def attempt() -> Commit:
             dt = self._delta()
             if dt is not None and (dt.transaction_version(self.app_id) or -1) >= version:
                 return self._done(dt, version, valid_all, split.rejects.num_rows, "skipped")
@@ -95,21 +109,17 @@ class StreamSink:
                 valid = pa.concat_tables([valid_all.filter(pa.array(~valid_may_exist)), changed])
                 merge = changed.num_rows > 0
             properties = CommitProperties(app_transactions=[Transaction(app_id=self.app_id, version=version)],
-                                          custom_metadata=commit_metadata(valid, version, merge))
-            try:
-                if merge and dt is not None and valid.num_rows:
-                    self._merge(dt, valid, properties)
-                    mode = "merge"
-                else:
-                    write_deltalake(self.uri, valid, mode="append", storage_options=self._options,
-                                    commit_properties=properties)
-                    mode = "append"
-                return self._done(self.store.table(self.table), version, valid,
-                                  split.rejects.num_rows, mode)
-            except CommitFailedError:
-                # Lost an optimistic-commit race (e.g. with compaction): re-check the version and retry.
-                time.sleep(0.05 * (attempt + 1))
-        raise CommitFailedError(f"could not commit batch {version} to {self.table} after {_ATTEMPTS} attempts")
+                                          custom_metadata=commit_metadata(valid, version, merge, self.app_id))
+            if merge and dt is not None and valid.num_rows:
+                self._merge(dt, valid, properties)
+                mode = "merge"
+            else:
+                write_deltalake(self.uri, valid, mode="append", storage_options=self._options,
+                                commit_properties=properties)
+                mode = "append"
+            return self._done(self.store.table(self.table), version, valid, split.rejects.num_rows, mode)
+
+        return retry_conflicts(attempt, f"batch {version} of {self.app_id}")
 
     def _changed(self, dt: DeltaTable, rows: pa.Table) -> pa.Table:
         """Rows that are not already stored identically (received_at aside)."""
@@ -165,19 +175,38 @@ class StreamSink:
             fresh = [orjson.dumps(r) not in seen for r in rows.select(["web_id", "reason", "raw"]).to_pylist()]
             rows = rows.filter(pa.array(fresh, pa.bool_()))
         if rows.num_rows:
-            write_deltalake(self.store.uri(QUARANTINE.name), rows, mode="append", partition_by=["table_name", "event_date"],
-                            storage_options=self._options)
+            retry_conflicts(lambda: write_deltalake(self.store.uri(QUARANTINE.name), rows, mode="append",
+                                                    partition_by=["table_name", "event_date"],
+                                                    storage_options=self._options),
+                            f"quarantine rows of {self.app_id}")
         return rows.num_rows
+
+
+def retry_conflicts(operation: Callable[[], _T], what: str, attempts: int = _ATTEMPTS) -> _T:
+    """Run `operation` again while another writer wins the optimistic commit race; it must re-check what is
+    already committed itself (the sink's attempt re-reads its app id's version first)."""
+    for number in range(1, attempts + 1):
+        try:
+            return operation()
+        except CommitFailedError as exc:
+            if number == attempts:
+                raise
+            delay = min(5.0, 0.05 * 2 ** number) * random.uniform(0.5, 1.5)
+            log.warning("commit of %s lost a race with another writer (attempt %d: %s); retrying in %.2fs", what,
+                        number, str(exc).splitlines()[0] if str(exc) else type(exc).__name__, delay)
+            time.sleep(delay)
+    raise AssertionError("unreachable")
 
 
 def _fingerprints(rows: pa.Table) -> np.ndarray:
     return pd.util.hash_pandas_object(rows.select(_CONTENT).to_pandas(), index=False).to_numpy()
 
 
-def commit_metadata(rows: pa.Table, version: int, merge: bool) -> dict[str, str]:
-    """Written into the Delta commit itself, so the Dagster sensor reports commits from the table alone."""
+def commit_metadata(rows: pa.Table, version: int, merge: bool, app_id: str) -> dict[str, str]:
+    """Written into the Delta commit itself, so the Dagster sensor reports commits from the table alone (per
+    writer, when sharded collectors share the table)."""
     meta = {"pi_platform.rows": str(rows.num_rows), "pi_platform.wal_offset": str(version),
-            "pi_platform.mode": "merge" if merge else "append"}
+            "pi_platform.mode": "merge" if merge else "append", "pi_platform.app_id": app_id}
     if rows.num_rows:
         lo, hi = pc.min_max(rows["timestamp"]).values()
         meta["pi_platform.min_timestamp_us"] = str(lo.value)

@@ -139,6 +139,18 @@ def judge(published: dict | None, policy: StalenessPolicy, *, now: float | None 
     return StalenessReport(at, len(tags), verdicts, problem, overdue)
 
 
+def combine(reports: list[tuple[str, StalenessReport]]) -> StalenessReport:
+    """One report over sharded collectors (each judged its own tags.json): every verdict, the earliest judging
+    time, and poll problems named by shard (an empty label: unsharded, the report as it is)."""
+    if len(reports) == 1:
+        return reports[0][1]
+    times = [r.judged_at for _, r in reports if r.judged_at is not None]
+    problems = [f"shard {label}: {r.poll_problem}" for label, r in reports if r.poll_problem]
+    return StalenessReport(min(times, default=None), sum(r.tags for _, r in reports),
+                           [v for _, r in reports for v in r.verdicts], "; ".join(problems) or None,
+                           any(r.poll_overdue for _, r in reports))
+
+
 def _seconds(value: Any) -> float | None:
     """A PI time attribute in seconds (numbers, or numeric strings as some servers send); None if absent or 0."""
     try:

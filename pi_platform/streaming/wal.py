@@ -111,6 +111,18 @@ def _read_records(path: Path, start: int) -> tuple[list[WalRecord], int, list[Wa
     return records, pos, damages
 
 
+def durable_end(directory: str | os.PathLike[str]) -> int:
+    """Global offset after the last byte on disk, without opening the log (another process may own it): what a
+    re-shard compares with the committed offset. A torn tail counts, so the answer errs on "not committed yet"."""
+    ends = []
+    for path in Path(directory).glob(f"*{_SUFFIX}"):
+        try:
+            ends.append(int(path.stem) + path.stat().st_size)
+        except (ValueError, FileNotFoundError):
+            continue
+    return max(ends, default=0)
+
+
 class WriteAheadLog:
     """Append-only, crash-safe log of channel messages with a bounded in-memory tail for the batcher."""
 

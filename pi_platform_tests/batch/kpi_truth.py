@@ -1,6 +1,6 @@
 """Alarm KPIs computed independently of `pi_platform.batch.alarm_kpis`: plain Python over the simulator's
 ground-truth event frames, with the definitions written out again from ISA-18.2 / EEMUA 191 as the
-platform documents them (10-minute windows from midnight, flood > 10, top 10 bad actors, chattering = a
+platform documents them (10-minute windows from the day's midnight in its zone, flood > 10, top 10 bad actors, chattering = a
 burst of 3 starts within 60 s counted on the day it begins, standing = active at day end and raised 24 h
 or more before it, time to acknowledge from valid acknowledgements only)."""
 
@@ -8,7 +8,7 @@ import json
 import statistics
 from collections import Counter, defaultdict
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime, time, timedelta, timezone, tzinfo
 
 from pi_platform.pitime import from_us
 from pi_platform.simulator.plant import Plant
@@ -23,10 +23,15 @@ class Alarm:
     time_to_ack_s: float | None  # None unless acknowledged at or after the start
 
 
-def alarms(plant: Plant, day: date) -> list[Alarm]:
+def midnight(day: date, zone: tzinfo = timezone.utc) -> datetime:
+    """`day` begins at its midnight in `zone` (a DST day is 23 or 25 hours long)."""
+    return datetime.combine(day, time(0), tzinfo=zone).astimezone(timezone.utc)
+
+
+def alarms(plant: Plant, day: date, zone: tzinfo = timezone.utc) -> list[Alarm]:
     """Every alarm PI holds at the plant's now that can matter to `day` (it and its neighbours)."""
     events, now = plant.events, plant.clock.now_us()
-    start = datetime(day.year, day.month, day.day, tzinfo=timezone.utc)
+    start = midnight(day, zone)
     out = []
     for f in events.frames(start - timedelta(days=1), start + timedelta(days=2)):
         if not f.template.can_be_acknowledged:
@@ -45,11 +50,10 @@ def alarms(plant: Plant, day: date) -> list[Alarm]:
     return out
 
 
-def kpis(all_alarms: list[Alarm], day: date) -> dict:
-    start = datetime(day.year, day.month, day.day, tzinfo=timezone.utc)
-    end = start + timedelta(days=1)
+def kpis(all_alarms: list[Alarm], day: date, zone: tzinfo = timezone.utc) -> dict:
+    start, end = midnight(day, zone), midnight(day + timedelta(days=1), zone)
     raised = [a for a in all_alarms if start <= a.start < end]
-    windows = [0] * 144
+    windows = [0] * int((end - start).total_seconds() // 600)
     for a in raised:
         windows[int((a.start - start).total_seconds() // 600)] += 1
     floods = sum(1 for n in windows if n > 10)
@@ -61,10 +65,10 @@ def kpis(all_alarms: list[Alarm], day: date) -> dict:
     return {
         "event_date": day,
         "alarm_count": len(raised),
-        "avg_per_10min": len(raised) / 144,
+        "avg_per_10min": len(raised) / len(windows),
         "peak_per_10min": max(windows),
         "flood_windows": floods,
-        "flood_share": floods / 144,
+        "flood_share": floods / len(windows),
         "top_bad_actors": [{"source": s, "alarms": n} for s, n in top],
         "top_bad_actor_share": sum(n for _, n in top) / len(raised) if raised else None,
         "chattering_sources": chattering,

@@ -30,6 +30,7 @@ def isolated_env(tmp: Path, **extra: str) -> dict[str, str]:
     """Dagster home, lake and stream state under `tmp`, the embedded simulator."""
     env = {k: v for k, v in os.environ.items() if k not in PLACE_VARIABLES}
     env.update(DAGSTER_HOME=str(tmp / "home"), PI_DELTA_ROOT=str(tmp / "lake"), PI_STREAM_STATE_DIR=str(tmp / "stream"))
+    env.update(PI_VIEWER_PORT=str(free_port()))  # `up` serves the viewer too: never on a port another test holds
     env.update(extra)
     return env
 
@@ -38,13 +39,13 @@ class Up:
     """`pi-platform up ARGS` in the background, stdout and stderr in one file."""
 
     def __init__(self, args: list[str], env: dict[str, str], log: Path, cwd: Path | None = None) -> None:
-        self.ui_port, self.sim_port = free_port(), free_port()
+        self.ui_port, self.sim_port, self.viewer_port = free_port(), free_port(), free_port()
         self.log = log
         self.env = env
         with open(log, "wb") as out:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "pi_platform.cli", "up", "--port", str(self.ui_port),
-                 "--simulator-port", str(self.sim_port), *args],
+                 "--simulator-port", str(self.sim_port), "--viewer-port", str(self.viewer_port), *args],
                 env=env, cwd=cwd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
             )
 

@@ -13,11 +13,11 @@ from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[2] / "pi_platform"
 LAYERS = {
-    "webid": 0, "pitime": 0, "value_columns": 0, "errors": 0, "settings": 0,
+    "webid": 0, "pitime": 0, "value_columns": 0, "errors": 0, "settings": 0, "plantday": 0, "sharding": 0, "gss": 0,
     "client": 1, "simulator": 1, "storage": 1,
-    "batch": 2, "streaming": 2,
+    "batch": 2, "streaming": 2, "feed": 2,
     "defs": 3,
-    "launcher": 4, "cli": 4, "bench": 4,
+    "launcher": 4, "cli": 4, "bench": 4, "viewer": 4,
 }
 
 

@@ -49,3 +49,31 @@ def test_path_only_webids_match_the_documented_rule(built, expected):
 def test_malformed_webids_raise_the_server_message(junk):
     with pytest.raises(webid.InvalidWebId, match=r"^Unknown or invalid WebID format: '.*'\.$"):
         webid.decode(junk)
+
+
+@pytest.mark.parametrize("kind", ["Full", "IDOnly", "PathOnly", "LocalIDOnly", "DefaultIDOnly"])
+@pytest.mark.parametrize(
+    "full",
+    [
+        "F1DPEmoryo_bV0GzilxLXH31pgjowAAAQUJDX1BJX09QU1xBSUM2ODEwNTkuUFY",  # captured point
+        "F1EmMyvy4jYfVEyvgGiLVLmYvAe-IYOLTf7xGIoGBFvZT1mwVk0tVFMtUElcVElNRVNFRVJcUkVBQ1RPUlM",  # captured element
+    ],
+)
+def test_every_webid_type_converts_and_resolves_back(full, kind):
+    original = webid.decode(full)
+    converted = webid.convert(full, kind)
+    decoded = webid.decode(converted)
+    assert converted[0] == kind[0] and decoded.marker == original.marker
+    if kind == "PathOnly":
+        assert decoded.path == original.path and decoded.ids == ()
+        return
+    assert decoded.path == (original.path if kind == "Full" else None)
+    server = original.ids[0]
+    other = uuid.UUID(int=1)
+    on_data_server = original.marker == "DP"
+    completed = webid.with_server(decoded, other if on_data_server else server, server if on_data_server else other)
+    assert (completed.ids, completed.point_id) == (original.ids, original.point_id)
+    if kind in ("LocalIDOnly", "DefaultIDOnly"):  # the object's own ids only: its server's GUID is left out
+        assert decoded.ids == original.ids[1:]
+    with pytest.raises(ValueError):
+        webid.convert(full, "Shortest")

@@ -198,7 +198,7 @@ def test_digital_and_system_state_shapes(http, frozen):
     assert system["Good"] is False and (system["Value"]["Name"], system["Value"]["Value"]) in {
         ("Shutdown", 254),
         ("I/O Timeout", 246),
-        ("Pt Created", 253),
+        ("Bad Input", 255),
     }
     text = frozen.plant.catalog.point_by_name("Tank00003.LastSample")
     strings = http.get(f"streams/{text.web_id}/recorded", params={"startTime": DAY[0], "endTime": DAY[1]}).json()[

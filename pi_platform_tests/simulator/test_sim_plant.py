@@ -51,8 +51,9 @@ def test_system_states_are_bad_and_flagged():
     plant = Plant(seed=1, n_tags=50, now=NOW)
     table = plant.recorded(plant.catalog.point_by_name("EDGE.DigitalSystem").web_id, START, END).to_pylist()
     system = [r for r in table if r["is_system"]]
-    assert system and all(not r["good"] and r["value"] is None and r["digital_code"] in (246, 253, 254) for r in system)
-    assert {r["digital_state"] for r in system} == {"Shutdown", "I/O Timeout", "Pt Created"}
+    assert system and all(not r["good"] and r["value"] is None and r["digital_code"] in (246, 254, 255) for r in system)
+    # Pt Created is written only at point creation, never mid-series.
+    assert {r["digital_state"] for r in system} == {"Shutdown", "I/O Timeout", "Bad Input"}
 
 
 def test_edge_tags_break_naive_paging():

@@ -71,3 +71,31 @@ def test_rejects_dated_outside_the_range_land_on_its_first_day(tmp_path):
     got = read_quarantine(store, table_name="recorded_values", start=DAY0, end=DAY0 + timedelta(days=1))
     assert got["event_date"].to_pylist() == [DAY0]
     assert pc.all(pc.equal(got["table_name"], "recorded_values")).as_py()
+
+
+def _unique_rejects(data: pa.Table) -> list[str]:
+    split = split_valid(data, schemas.recorded_values(START, END), time_column="timestamp")
+    assert split.valid.num_rows + split.rejects.num_rows == data.num_rows
+    return split.rejects["reason"].to_pylist()
+
+
+def test_ordered_chunks_skip_the_hashing_check_but_duplicates_anywhere_are_caught():
+    """Rows strictly ascending in (web_id run, timestamp, position) are unique by construction, so pandera's
+    hashing check is skipped for them; a duplicate next to its twin, or a tag's key reappearing after another
+    tag's rows, breaks the order and still gets the full check."""
+    from pi_platform.storage.validation import _without_proven_unique
+
+    schema = schemas.recorded_values(START, END)
+    data = values_for(1)
+    assert _without_proven_unique(data, schema).unique is None
+    assert schema.unique == ["web_id", "timestamp", "position"]  # the shared schema is not touched
+
+    adjacent = pa.concat_tables([data.slice(0, 11), data.slice(10)])
+    w0 = data.filter(pc.equal(data["web_id"], "W0"))
+    w1 = data.filter(pc.equal(data["web_id"], "W1"))
+    reappearing = pa.concat_tables([w0.slice(1), w1, w0.slice(5, 1)])  # W0's row 5 again, after all of W1
+    shifted_back = pa.concat_tables([w0.slice(0, 6), w0.slice(3, 1), w1])  # ascending except one step back in time
+    for data, duplicates in ((adjacent, 1), (reappearing, 1), (shifted_back, 1)):
+        assert _without_proven_unique(data, schema).unique == schema.unique
+        reasons = _unique_rejects(data)
+        assert len(reasons) == duplicates and "uniqueness" in reasons[0], reasons

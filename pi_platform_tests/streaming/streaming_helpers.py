@@ -8,14 +8,22 @@ what a hung PI Web API data pipe or a half-dead network path looks like to the c
 import asyncio
 import http.server
 import json
+import os
+import signal
 import threading
-from datetime import datetime
+from datetime import datetime, timezone
 from pathlib import Path
 
-from pi_platform.bench.chaos import CollectorProcess, stream_rows, table_values, utc, wait_until
+import dagster as dg
+import pyarrow as pa
 
-__all__ = ["CollectorProcess", "StallingProxy", "WebhookSink", "doubled_keys", "mismatches", "stream_rows",
-           "table_values", "utc", "wait_until"]
+from pi_platform.bench.chaos import CollectorProcess, stream_rows, table_values, utc, wait_until
+from pi_platform.defs.streaming.resources import StreamCollectorResource
+from pi_platform.defs.streaming.sensors import SensorCursor, stream_collector_sensor
+from pi_platform.streaming.messages import STREAM_SCHEMA
+
+__all__ = ["CollectorProcess", "StallingProxy", "Ticker", "WebhookSink", "doubled_keys", "mismatches", "sink_rows",
+           "stream_rows", "table_values", "utc", "wait_until"]
 
 
 class StallingProxy:
@@ -137,3 +145,65 @@ class WebhookSink:
     def stop(self) -> None:
         self.server.shutdown()
         self.server.server_close()
+
+
+class Ticker:
+    """Evaluates the sensor like the daemon does: cursor carried over, events recorded on the instance."""
+
+    def __init__(self, instance: dg.DagsterInstance, collector: StreamCollectorResource) -> None:
+        self.instance = instance
+        self.collector = collector
+        self.cursor: str | None = None
+        self.pids: set[int] = set()
+
+    def tick(self) -> dg.SensorResult:
+        context = dg.build_sensor_context(instance=self.instance, cursor=self.cursor,
+                                          resources={"stream_collector": self.collector})
+        result = stream_collector_sensor(context)
+        for event in result.asset_events:
+            self.instance.report_runless_asset_event(event)
+        self.cursor = result.cursor
+        cursor = SensorCursor.parse(self.cursor)
+        self.pids.update(p for p in [cursor.pid, *(s.get("pid") for s in cursor.shards.values())] if p is not None)
+        return result
+
+    def check(self, name: str) -> dg.AssetCheckEvaluation:
+        (evaluation,) = [e for e in self.tick().asset_events
+                         if isinstance(e, dg.AssetCheckEvaluation) and e.check_name == name]
+        return evaluation
+
+    def kill_all(self) -> None:
+        for pid in self.pids:
+            try:
+                os.killpg(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+
+T0 = datetime(2024, 3, 3, 12, 0, tzinfo=timezone.utc)
+
+
+def sink_rows(values: list[tuple[int, float, bool]], web_id: str = "W1") -> pa.Table:
+    """STREAM_SCHEMA rows of one stream at T0 + seconds, position 0, with the given value and Substituted flag."""
+    n = len(values)
+    return pa.table(
+        {
+            "web_id": [web_id] * n,
+            "name": ["TAG1"] * n,
+            "timestamp": pa.array([T0.timestamp() * 1e6 + s * 1e6 for s, _, _ in values]).cast(pa.int64()).cast(
+                pa.timestamp("us", tz="UTC")),
+            "position": pa.array([0] * n, pa.int32()),
+            "value": [v for _, v, _ in values],
+            "value_str": pa.nulls(n, pa.string()),
+            "digital_state": pa.nulls(n, pa.string()),
+            "digital_code": pa.nulls(n, pa.int32()),
+            "is_system": [False] * n,
+            "good": [True] * n,
+            "questionable": [False] * n,
+            "substituted": [sub for _, _, sub in values],
+            "annotated": [False] * n,
+            "units": ["bar"] * n,
+            "received_at": pa.array([T0] * n, pa.timestamp("us", tz="UTC")),
+        },
+        schema=STREAM_SCHEMA,
+    )

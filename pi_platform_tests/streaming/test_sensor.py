@@ -9,46 +9,13 @@ from pathlib import Path
 import dagster as dg
 import httpx
 import pytest
-from streaming_helpers import wait_until
+from streaming_helpers import Ticker, wait_until
 
 from pi_platform.defs.streaming.definitions import build_defs
 from pi_platform.defs.streaming.checks import STREAM_FLOWING, TAGS_FRESH
 from pi_platform.defs.streaming.resources import StreamCollectorResource
-from pi_platform.defs.streaming.sensors import SensorCursor, stream_collector_sensor
+from pi_platform.defs.streaming.sensors import SensorCursor
 from pi_platform.streaming.state import TAGS_FILE, read_json, read_status, read_subscription
-
-
-class Ticker:
-    """Evaluates the sensor like the daemon does: cursor carried over, events recorded on the instance."""
-
-    def __init__(self, instance: dg.DagsterInstance, collector: StreamCollectorResource) -> None:
-        self.instance = instance
-        self.collector = collector
-        self.cursor: str | None = None
-        self.pids: set[int] = set()
-
-    def tick(self) -> dg.SensorResult:
-        context = dg.build_sensor_context(instance=self.instance, cursor=self.cursor,
-                                          resources={"stream_collector": self.collector})
-        result = stream_collector_sensor(context)
-        for event in result.asset_events:
-            self.instance.report_runless_asset_event(event)
-        self.cursor = result.cursor
-        if (pid := SensorCursor.parse(self.cursor).pid) is not None:
-            self.pids.add(pid)
-        return result
-
-    def check(self, name: str) -> dg.AssetCheckEvaluation:
-        (evaluation,) = [e for e in self.tick().asset_events
-                         if isinstance(e, dg.AssetCheckEvaluation) and e.check_name == name]
-        return evaluation
-
-    def kill_all(self) -> None:
-        for pid in self.pids:
-            try:
-                os.killpg(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
 
 
 @pytest.fixture

@@ -106,7 +106,7 @@ def alarms(context: dg.AssetExecutionContext, pi_webapi: PIWebAPIResource, delta
 
     notes = dict(zip(annotated, pi_webapi.run(read))) if annotated else {}
     rows = ef.alarms_table(frames, notes, _element_paths(store, window))
-    late = {LATE_DAYS: dg.MetadataValue.json([d.isoformat() for d in late_days(stored, rows, window.days)])}
+    late = {LATE_DAYS: dg.MetadataValue.json([d.isoformat() for d in late_days(stored, rows, window.days, window.zone)])}
     check = dg.AssetCheckResult(check_name=KPI_DAYS_CHECK, passed=True, metadata=late)
     return _upsert_validated(
         context, store, ALARMS, schemas.ALARMS, rows, window, refreshed=len(settling), extra_metadata=late,
@@ -145,7 +145,7 @@ def alarm_kpis(context: dg.AssetExecutionContext, delta: DeltaStorageResource) -
     late = _stale_days(context.instance, window)
     kpis, info = _write_kpis(context, store, window)
     for day in late:
-        _write_kpis(context, store, DayWindow(day, day + timedelta(days=1)))
+        _write_kpis(context, store, DayWindow(day, day + timedelta(days=1), window.zone))
         context.log_event(
             dg.AssetMaterialization(
                 context.asset_key, partition=day.isoformat(), metadata={"recomputed_after_late_changes": True}
@@ -176,10 +176,10 @@ def _write_kpis(context: dg.AssetExecutionContext, store: DeltaStore, window: Da
     """Compute and replace the KPIs of the window's days (rows failing validation go to quarantine)."""
     # The neighbouring days' alarms (bursts across midnight) and those raised days ago and not ended before
     # the window (the standing ones); dataset filters are Kleene, so open alarms (null end) are kept.
-    view_start, start, view_end = needed(window.first, window.end)
+    view_start, start, view_end = needed(window.first, window.end, window.zone)
     begun, ended = ds.field("start_time"), ds.field("end_time")
     relevant = (begun < pa.scalar(view_end)) & ((begun >= pa.scalar(view_start)) | ended.is_null() | (ended >= pa.scalar(start)))
-    split = split_valid(daily_kpis(store.read(ALARMS.name, filter=relevant), window.days), schemas.ALARM_KPIS)
+    split = split_valid(daily_kpis(store.read(ALARMS.name, filter=relevant), window.days, window.zone), schemas.ALARM_KPIS)
     info = store.overwrite_range(
         ALARM_KPIS.name, split.valid, partition_column="event_date", start=window.first, end=window.end
     )

@@ -6,7 +6,8 @@
 - `channels_healthy`: no connection down for long (ERROR); the dead-channel watchdog firing is WARN.
 
 Each check is a pure function of the resource's files and table, returning an `Outcome`; the sensor wraps
-it in an AssetCheckEvaluation (runless), the @asset_check in an AssetCheckResult.
+it in an AssetCheckEvaluation (runless), the @asset_check in an AssetCheckResult. With sharded collectors each
+check judges every shard and reports the worst, naming the shard (`shard K/N: ...`).
 """
 
 from dataclasses import dataclass, field
@@ -54,12 +55,15 @@ def _severity(name: str | None) -> dg.AssetCheckSeverity:
 
 
 def tags_fresh(collector: StreamCollectorResource) -> Outcome:
-    """Stale tags as PI itself says (staleness.py), from the collector's published snapshot poll."""
-    published = read_json(Path(collector.state_dir) / TAGS_FILE) or {}
+    """Stale tags as PI itself says (staleness.py), from each collector's published snapshot poll."""
     pattern = collector.stale_tags.upper()
-    judged = {w: t for w, t in (published.get("tags") or {}).items()  # (a pre-upgrade file holds lists: skipped)
-              if isinstance(t, dict) and fnmatchcase(str(t.get("name")).upper(), pattern)}
-    report = staleness.judge({**published, "tags": judged}, collector.staleness_policy())
+    reports = []
+    for label, directory, _ in collector.shard_states():
+        published = read_json(Path(directory) / TAGS_FILE) or {}
+        judged = {w: t for w, t in (published.get("tags") or {}).items()  # (a pre-upgrade file holds lists: skipped)
+                  if isinstance(t, dict) and fnmatchcase(str(t.get("name")).upper(), pattern)}
+        reports.append((label, staleness.judge({**published, "tags": judged}, collector.staleness_policy())))
+    report = staleness.combine(reports)
     errors, warns = report.at("ERROR"), report.at("WARN")
     shown_verdicts = errors[:500] + warns[:500]
     paths = _element_paths(collector, [v.web_id for v in shown_verdicts])
@@ -108,7 +112,8 @@ def _element_paths(collector: StreamCollectorResource, web_ids: list[str]) -> di
 def stream_flowing(collector: StreamCollectorResource, starting: bool = False) -> Outcome:
     """`starting`: a collector was just started, so silence is expected for a moment (WARN, not ERROR)."""
     newest = health.newest_received_at(collector.store, collector.silent_after_s)
-    silence = health.stream_silence(collector.status(), newest, collector.silent_after_s)
+    silence = health.worst_silence([(label, health.stream_silence(status, newest, collector.silent_after_s))
+                                    for label, _, status in collector.shard_states()])
     return Outcome(
         STREAM_FLOWING,
         passed=not silence.silent,
@@ -123,7 +128,8 @@ def stream_flowing(collector: StreamCollectorResource, starting: bool = False) -
 
 def channels_healthy(collector: StreamCollectorResource, previous_dead: int,
                      starting: bool = False) -> tuple[Outcome, int]:
-    state = health.channel_health(collector.status(), previous_dead)
+    state = health.channel_health_all([(label, status) for label, _, status in collector.shard_states()],
+                                      previous_dead)
     outcome = Outcome(
         CHANNELS_HEALTHY,
         passed=state.healthy,

@@ -7,6 +7,7 @@
   a WAL that cannot write, damaged WAL records, failing commits) at their own severity.
 
 Separate from checks.py because they judge the collector's own bookkeeping, not the data's freshness.
+Sharded collectors: every shard's gaps and problems, each named by its shard.
 """
 
 import time
@@ -26,7 +27,8 @@ WARN_AFTER_S = 60.0
 
 def no_open_gaps(collector: StreamCollectorResource, error_after_s: float = GAP_ERROR_AFTER_S) -> Outcome:
     now = time.time()
-    gaps = [g.summary(now) for g in read_gaps(collector.state_dir)]
+    gaps = [{**g.summary(now), **({"shard": label} if label else {})}
+            for label, directory, _ in collector.shard_states() for g in read_gaps(directory)]
     old = [g for g in gaps if g["age_s"] > error_after_s]
     # Every reconnect opens a gap for the second its read takes: only a slow or failing one is news.
     troubled = [g for g in gaps if g["age_s"] > WARN_AFTER_S or g["attempts"]]
@@ -34,8 +36,9 @@ def no_open_gaps(collector: StreamCollectorResource, error_after_s: float = GAP_
         description = "no open gaps: every interval the collector missed has been read back from PI"
     else:
         oldest = max(gaps, key=lambda g: g["age_s"])
+        where = f" in shard {oldest['shard']}" if "shard" in oldest else ""
         description = (f"{len(gaps)} open gap(s) ({sum(g['streams'] for g in gaps)} stream intervals), oldest "
-                       f"{oldest['age_s']:.0f}s ({oldest['reason']}, {oldest['attempts']} failed reads"
+                       f"{oldest['age_s']:.0f}s{where} ({oldest['reason']}, {oldest['attempts']} failed reads"
                        + (f", last error {oldest['last_error']}" if oldest["last_error"] else "") + ")")
     return Outcome(
         NO_OPEN_GAPS,
@@ -48,9 +51,13 @@ def no_open_gaps(collector: StreamCollectorResource, error_after_s: float = GAP_
 
 
 def collector_problems(collector: StreamCollectorResource) -> Outcome:
-    status = collector.status() or {}
-    problems = list(status.get("problems") or [])
-    bad_tags = list(status.get("bad_tags") or [])
+    problems: list[dict] = []
+    bad_tags: list[dict] = []
+    for label, _, status in collector.shard_states():
+        prefix = f"shard {label}: " if label else ""
+        problems += [{**p, "message": prefix + p["message"]} for p in (status or {}).get("problems") or []]
+        bad_tags += list((status or {}).get("bad_tags") or [])
+    problems.sort(key=lambda p: p["severity"] != "ERROR")  # worst first, as each collector orders its own
     errors = [p for p in problems if p["severity"] == "ERROR"]
     description = "; ".join(p["message"] for p in problems[:10]) or "no problems reported by the collector"
     return Outcome(

@@ -23,6 +23,7 @@ from pi_platform import settings
 from pi_platform.client import PIWebAPIClient, PIWebAPIConfig
 from pi_platform.storage import DeltaStore
 from pi_platform.storage.tables import STREAM_VALUES
+from pi_platform.streaming.shards import Shard, all_shards
 from pi_platform.streaming.staleness import INTERFACE_STATES, StalenessPolicy
 from pi_platform.streaming.state import SUBSCRIPTION_FILE, read_status, write_subscription
 
@@ -40,6 +41,9 @@ class StreamCollectorResource(dg.ConfigurableResource):
     pi_url: str = Field(default_factory=settings.pi_url,
                         description="PI Web API URL a local collector connects to (env PI_WEBAPI_URL, else the simulator)")
     collector_name: str = Field("collector", description="the collector's Delta application id")
+    shards: int = Field(default_factory=settings.stream_shards, ge=1,
+                        description="collectors the subscription is split over, each owning the tags its WebID hash "
+                        "gives it, with its own state directory and app id (env PI_STREAM_SHARDS)")
     heartbeat_timeout_s: float = Field(20.0, description="status older than this: the collector is dead")
     startup_grace_s: float = Field(60.0, description="after starting a collector, wait this long before judging it")
     startup_timeout_s: float = Field(
@@ -98,9 +102,21 @@ class StreamCollectorResource(dg.ConfigurableResource):
     def webhook_url(self) -> str | None:
         return self.alert_webhook_url or settings.alert_webhook_url()
 
+    # ------------------------------------------------------------------ shards
+    def shard_list(self) -> list[Shard]:
+        return all_shards(self.shards)
+
+    def shard_dir(self, shard: Shard) -> Path:
+        return shard.state_dir(self.state_dir)
+
+    def shard_states(self) -> list[tuple[str, Path, dict | None]]:
+        """(label, state directory, status) per shard; the label is empty when unsharded, so messages read as before."""
+        return [(shard.label if shard.sharded else "", self.shard_dir(shard), read_status(self.shard_dir(shard)))
+                for shard in self.shard_list()]
+
     # ------------------------------------------------------------------ liveness
-    def status(self) -> dict | None:
-        return read_status(self.state_dir)
+    def status(self, shard: Shard | None = None) -> dict | None:
+        return read_status(self.shard_dir(shard or Shard(1, self.shards)))
 
     def is_alive(self, status: dict | None = None) -> bool:
         status = self.status() if status is None else status
@@ -108,26 +124,28 @@ class StreamCollectorResource(dg.ConfigurableResource):
             return False
         return time.time() - float(status.get("heartbeat_at") or 0) < self.heartbeat_timeout_s
 
-    def start_collector(self) -> int:
+    def start_collector(self, shard: Shard | None = None) -> int:
         """Start a detached collector process (its own session: it outlives the sensor tick)."""
+        shard = shard or Shard(1, self.shards)
         state = Path(self.state_dir)
-        state.mkdir(parents=True, exist_ok=True)
+        self.shard_dir(shard).mkdir(parents=True, exist_ok=True)
         env = {**os.environ, "PI_WEBAPI_URL": self.pi_url}
         if self.storage_options is not None:  # the child reads the lake's options through settings, like we do
             env["PI_DELTA_STORAGE_OPTIONS"] = json.dumps(self.storage_options)
         command = [sys.executable, "-m", "pi_platform.cli", "stream", "--state-dir", str(state),
                    "--delta-root", self.delta_root, "--name", self.collector_name, "--start", self.start,
                    "--snapshot-interval", str(self.snapshot_interval_s),
-                   "--snapshot-rate", str(self.snapshot_max_requests_per_s), *self.collector_args]
-        with open(state / "collector.log", "ab") as log:
+                   "--snapshot-rate", str(self.snapshot_max_requests_per_s), "--shard", shard.label,
+                   *self.collector_args]
+        with open(self.shard_dir(shard) / "collector.log", "ab") as log:
             process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env,
                                        start_new_session=True, stdin=subprocess.DEVNULL)
         return process.pid
 
-    def last_log_line(self) -> str | None:
+    def last_log_line(self, shard: Shard | None = None) -> str | None:
         """The last line a locally started collector logged (why it died, typically a one-line error)."""
         try:
-            with open(Path(self.state_dir) / "collector.log", "rb") as log:
+            with open(self.shard_dir(shard or Shard(1, self.shards)) / "collector.log", "rb") as log:
                 log.seek(0, os.SEEK_END)
                 log.seek(max(0, log.tell() - 4096))
                 lines = log.read().decode("utf-8", "replace").strip().splitlines()
@@ -136,10 +154,11 @@ class StreamCollectorResource(dg.ConfigurableResource):
         return lines[-1] if lines else None
 
     @staticmethod
-    def stop_collector(pid: int) -> None:
-        """Kill a hung collector we started (its heartbeat stopped, so SIGTERM may not be handled)."""
+    def stop_collector(pid: int, *, graceful: bool = False) -> None:
+        """Kill a hung collector we started (its heartbeat stopped, so SIGTERM may not be handled); `graceful`:
+        SIGTERM a live one, which drains its WAL and commits before it exits (a re-shard needs that)."""
         try:
-            os.killpg(pid, signal.SIGKILL)
+            os.killpg(pid, signal.SIGTERM if graceful else signal.SIGKILL)
         except (ProcessLookupError, PermissionError):
             pass
 
@@ -170,7 +189,7 @@ class StreamCollectorResource(dg.ConfigurableResource):
                 if fnmatchcase(n.upper(), pattern)]
 
     def _resolve_due(self) -> bool:
-        path = Path(self.state_dir) / SUBSCRIPTION_FILE
+        path = self.shard_dir(Shard(1, self.shards)) / SUBSCRIPTION_FILE
         return not path.exists() or time.time() - path.stat().st_mtime > self.resolve_interval_s
 
     def _from_pi_server(self) -> list[str]:
@@ -182,4 +201,7 @@ class StreamCollectorResource(dg.ConfigurableResource):
         return [p["WebId"] for p in asyncio.run(points())]
 
     def push_subscription(self, web_ids: list[str]) -> bool:
-        return write_subscription(self.state_dir, web_ids, start=self.start, source="dagster sensor")
+        """Every shard gets the whole subscription and keeps the tags it owns (it resolves names and paths itself)."""
+        changed = [write_subscription(self.shard_dir(shard), web_ids, start=self.start, source="dagster sensor")
+                   for shard in self.shard_list()]
+        return any(changed)
