@@ -2,7 +2,7 @@
 
 Resolved against the live catalog at run time, so new tags matching a filter are picked up the next day.
 The result carries zero and span per tag, which the range check needs. The Dagster run config that fills
-these arguments is `defs/recorded/assets.TagSelection`; the benchmark calls `resolve` with none of them.
+these arguments is `defs/selection.TagSelection`; the benchmark calls `resolve` with none of them.
 """
 
 from collections.abc import Sequence

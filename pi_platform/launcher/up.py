@@ -169,17 +169,17 @@ def _up(args: argparse.Namespace, env: dict[str, str], home: Path, state_dir: Pa
             children.append(_start(lock, "MQTT-publisher", [_exe("pi-platform"), "publish"], env, PROJECT_ROOT, logs))
             term.say(f"MQTT publisher: stream values to {mqtt.safe_url()}, topics {settings.mqtt_topic_prefix(env)}/...")
         # Imported only now: the definitions read the calendar settings at import, which the preflight checks.
-        from pi_platform.defs.calendar.schedules import DAILY_ASSETS
+        from pi_platform.defs.calendar.schedules import FIRST_RUN_ASSETS
 
         api = DagsterAPI(ui)
         backfill_id = None
         if days:
-            backfill_id = api.launch_backfill(DAILY_ASSETS, days)
-            term.say(f"launched a backfill of {len(DAILY_ASSETS)} daily assets x {len(days)} day(s) "
+            backfill_id = api.launch_backfill(FIRST_RUN_ASSETS, days)
+            term.say(f"launched a backfill of {len(FIRST_RUN_ASSETS)} daily assets x {len(days)} day(s) "
                      f"({days[0]}..{days[-1]}): {ui}/runs/b/{backfill_id}")
         if args.exit_after_run and backfill_id is None:
             return 0
-        return _watch(term, api, backfill_id, DAILY_ASSETS, state_dir, children, args)
+        return _watch(term, api, backfill_id, FIRST_RUN_ASSETS, state_dir, children, args)
     except Stopped as signal_received:
         term.say(f"{signal_received} received: stopping")
         return 0

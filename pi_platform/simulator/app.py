@@ -15,8 +15,10 @@ from urllib.parse import parse_qsl
 
 from starlette.types import Receive, Scope, Send
 
-from pi_platform.simulator import routes_batch, routes_catalog, routes_events, routes_sampled, routes_search, routes_streams, routes_summaries
-from pi_platform.simulator import routes_updates
+from pi_platform.simulator import (
+    routes_batch, routes_catalog, routes_events, routes_sampled, routes_search, routes_streams, routes_summaries,
+    routes_updates,
+)
 from pi_platform.simulator.routes_admin import build_admin
 from pi_platform.simulator.api import Ctx, Reply, Router, error_reply, scope_headers
 from pi_platform.simulator.channels import ChannelHub

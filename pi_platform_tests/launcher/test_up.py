@@ -19,7 +19,7 @@ import httpx
 import pytest
 from deltalake import DeltaTable
 
-from pi_platform.defs.calendar.schedules import DAILY_ASSETS
+from pi_platform.defs.calendar.schedules import FIRST_RUN_ASSETS
 from pi_platform.streaming.state import process_alive
 from pi_platform.streaming.state import LOCK_FILE, read_status
 from pi_platform_tests.launcher.helpers import PLACE_VARIABLES, Up, listening
@@ -74,7 +74,7 @@ def test_backfill_lands_every_table_and_the_terminal_says_so(instance: Up, clone
     out = instance.output
     assert "succeeded; per table:" in out, out[-3000:]
     lake = clone / ".pi_platform" / "lake"
-    for table in DAILY_ASSETS:
+    for table in FIRST_RUN_ASSETS:
         assert DeltaTable(str(lake / table)).to_pyarrow_table().num_rows > 0, table
         assert f"  {table} " in out and "2/2 partitions done" in out
     values = DeltaTable(str(lake / "recorded_values")).to_pyarrow_table(columns=["name", "event_date"])

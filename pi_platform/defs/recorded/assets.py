@@ -15,16 +15,12 @@ from pi_platform.batch import recorded_shards, selection
 from pi_platform.batch.recorded_shards import ShardTask, StagedShard
 from pi_platform.batch.recorded_stats import window_stats
 from pi_platform.defs.resources import DeltaStorageResource, PIWebAPIResource
+from pi_platform.defs.selection import TagSelection
 from pi_platform.storage.tables import RECORDED_VALUES
 
-class TagSelection(dg.Config):
-    """Which tags the run reads: `batch/selection.TagFilter` as Dagster run config (UI form, descriptions)."""
+class RecordedConfig(TagSelection):
+    """recorded_values' run config: the tag selection, and how many shards read it."""
 
-    tags: list[str] = Field(default_factory=list, description="explicit tag names")
-    name_filter: str = Field(selection.TagFilter.name_filter, description="PI name filter with * and ? wildcards, e.g. 'PLANT1.*'")
-    af_template: str | None = Field(None, description="only tags referenced by attributes of elements of this AF template")
-    attribute_category: str | None = Field(None, description="only tags referenced by attributes in this category")
-    af_database: str | None = Field(None, description="AF database for the AF filters (default: all)")
     shards: int | None = Field(
         None, ge=1, description="tag shards read as separate steps, spread by the executor over processes or pods "
         "(default: PI_RECORDED_SHARDS, else 1)",
@@ -54,11 +50,11 @@ _FRESHNESS = _ASSET_ARGS.pop("freshness_policy")  # graph assets take it through
 @dg.op(out=dg.DynamicOut(ShardTask), pool=_PI_POOL)
 @user_errors
 def plan_recorded_shards(
-    context: dg.OpExecutionContext, config: TagSelection, pi_webapi: PIWebAPIResource, delta: DeltaStorageResource
+    context: dg.OpExecutionContext, config: RecordedConfig, pi_webapi: PIWebAPIResource, delta: DeltaStorageResource
 ) -> list[dg.DynamicOutput]:
     """Resolve the tag selection once and fan it out: one step per shard (stable: by a hash of each WebID)."""
     window = run_window(context)  # a bad partition range fails here, before PI is asked anything
-    tag_filter = selection.TagFilter(**config.model_dump(exclude={"shards"}))
+    tag_filter = config.tag_filter()
     selected = pi_webapi.run(lambda client: selection.resolve(client, tag_filter))
     count = config.shards or settings.recorded_shards()
     tasks = recorded_shards.plan_shards(delta.store(), context.run_id, selected, count)
@@ -126,7 +122,7 @@ def _commit(context: dg.OpExecutionContext, staged: list[StagedShard], delta: De
     check_specs=CHECK_SPECS,
     # The run config keeps the shape of a plain asset's: {"ops": {"recorded_values": {"config": {...}}}}.
     config=dg.ConfigMapping(config_fn=lambda tags: {"plan_recorded_shards": {"config": tags}},
-                            config_schema=TagSelection.to_config_schema()),
+                            config_schema=RecordedConfig.to_config_schema()),
     description=(
         "Recorded values of the selected tags (config: tags, name_filter, af_template, attribute_category) for "
         "each of the plant's days (PI_PARTITION_TIMEZONE), with digital and system states, flags and same-timestamp groups. A run replaces its "

@@ -4,7 +4,6 @@ Both read PI's own endpoints (streamsets/summary, streamsets/interpolated) so th
 clients show; a run replaces its days in one Delta commit, so reruns and single-run backfills are idempotent.
 """
 
-import dataclasses
 import math
 from datetime import timedelta
 
@@ -23,9 +22,8 @@ from pi_platform.defs.conventions import daily_asset
 from pi_platform.defs.failures import user_errors
 from pi_platform.defs.metadata import table_metadata
 from pi_platform.defs.partitions import run_window
-from pi_platform.defs.recorded.assets import TagSelection
 from pi_platform.defs.resources import DeltaStorageResource, PIWebAPIResource
-from pi_platform.errors import ConfigError
+from pi_platform.defs.selection import TagSelection
 from pi_platform.storage import DeltaStore
 from pi_platform.storage.tables import INTERPOLATED_VALUES, RECORDED_SUMMARIES, TableSpec
 
@@ -127,13 +125,7 @@ def interpolated_values(
 
 
 def _selected(pi_webapi: PIWebAPIResource, config: TagSelection) -> pa.Table:
-    """The tags of the run: the selection fields of the config. TagSelection also carries recorded_values' own
-    `shards`, which would do nothing here, so setting it is refused rather than ignored."""
-    fields = config.model_dump()
-    if fields.get("shards"):
-        raise ConfigError("`shards` splits recorded_values reads only; remove it from this asset's config")
-    names = {f.name for f in dataclasses.fields(selection.TagFilter)}
-    chosen = selection.TagFilter(**{k: v for k, v in fields.items() if k in names})
+    chosen = config.tag_filter()
     return pi_webapi.run(lambda client: selection.resolve(client, chosen))
 
 
