@@ -383,13 +383,14 @@ class Collector:
             by_id = [b.web_id for b in self._bad.values() if b.web_id is not None]
             try:
                 still = {b.web_id for b in await probe(self._client, by_id, {})} if by_id else set()
+                # Refs are re-resolved before they leave `_bad`, so a PI outage during the retry never drops a
+                # bad tag from the status (it stays named until PI actually resolves it).
+                still_refs = {b.ref for b in await self.identities.resolve(self._client, by_ref)} if by_ref else set()
             except Exception as exc:  # noqa: BLE001
                 log.warning("bad-tag retry failed (%s); next try in %.0fs", exc, self.config.bad_tag_retry_s)
                 continue
-            for web_id in set(by_id) - still:
-                log.info("tag %s answers again; resubscribing", self._bad.pop(web_id).label())
-            for ref in by_ref:
-                del self._bad[ref]
+            for key in (set(by_id) - still) | (set(by_ref) - still_refs):
+                log.info("tag %s answers again; resubscribing", self._bad.pop(key).label())
             await self.apply_subscription(self._refs, start=self._start)  # re-resolves the refused refs
 
     async def _gap_loop(self, stop: asyncio.Event) -> None:
