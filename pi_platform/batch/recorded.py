@@ -21,7 +21,7 @@ import pyarrow.compute as pc
 from pi_platform.client import PIWebAPIClient, PIWebAPIConfig, ValueBatch
 from pi_platform.storage import DeltaStore, TableInfo, replace_quarantine, split_valid
 from pi_platform.storage import schemas
-from pi_platform.storage.tables import RECORDED_VALUES
+from pi_platform.storage.tables import RECORDED_VALUES, TableSpec
 from pi_platform.batch.window import DayWindow
 from pi_platform.value_columns import REJECT_SCHEMA
 
@@ -90,15 +90,16 @@ def read_valid(config: PIWebAPIConfig, web_ids: Sequence[str], window: DayWindow
 
 def commit_values(
     store: DeltaStore, batches: Iterator[pa.RecordBatch], reading: Reading, window: DayWindow, *, run_id: str | None,
-    only: Sequence[str] | None = None,
+    only: Sequence[str] | None = None, table: TableSpec = RECORDED_VALUES,
 ) -> Extracted:
-    """Stream `batches` into ONE range-overwrite commit of the window's days, then replace its quarantine rows
-    by `reading`'s rejects (complete once `batches` is exhausted). With `only` (WebIDs), just those tags' rows
-    of the days are replaced and every other tag's stay (late-edit healing re-reads only the edited tags)."""
-    reader = pa.RecordBatchReader.from_batches(RECORDED_VALUES.schema, batches)
+    """Stream `batches` into ONE range-overwrite commit of the window's days of `table` (any per-tag daily table:
+    recorded values, summaries), then replace its quarantine rows by `reading`'s rejects (complete once `batches`
+    is exhausted). With `only` (WebIDs), just those tags' rows of the days are replaced and every other tag's stay
+    (late-edit healing re-reads only the edited tags)."""
+    reader = pa.RecordBatchReader.from_batches(table.schema, batches)
     try:
         info = store.overwrite_range(
-            RECORDED_VALUES.name, reader, partition_column="event_date", start=window.first, end=window.end,
+            table.name, reader, partition_column="event_date", start=window.first, end=window.end,
             where={"web_id": list(only)} if only is not None else None,
         )
     except Exception:
@@ -106,7 +107,7 @@ def commit_values(
             raise reading.errors[0] from None
         raise
     refused = reading.refused()
-    replace_quarantine(store, refused, table_name=RECORDED_VALUES.name, start=window.first, end=window.end, run_id=run_id,
+    replace_quarantine(store, refused, table_name=table.name, start=window.first, end=window.end, run_id=run_id,
                        web_ids=only)
     reasons = refused.group_by("reason").aggregate([("reason", "count")]).to_pylist() if refused.num_rows else []
     return Extracted(info, reading.rows, refused.num_rows, {r["reason"]: r["reason_count"] for r in reasons})

@@ -14,13 +14,13 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pandera.pandas as pandera
 
-from pi_platform.batch.recorded import Extracted, iterate_in_thread
+from pi_platform.batch.recorded import Extracted, Reading, commit_values, iterate_in_thread
 from pi_platform.batch.window import DayWindow
 from pi_platform.client import PIWebAPIClient, PIWebAPIConfig
 from pi_platform.client.summaries import CALCULATION_BASES
 from pi_platform.errors import ConfigError
 from pi_platform.pitime import PITimeError, parse_interval, to_us
-from pi_platform.storage import DeltaStore, replace_quarantine, schemas, split_valid
+from pi_platform.storage import DeltaStore, schemas, split_valid
 from pi_platform.storage.tables import INTERPOLATED_VALUES, RECORDED_SUMMARIES, TableSpec
 from pi_platform.value_columns import REJECT_SCHEMA
 
@@ -117,11 +117,9 @@ def _of_type(long: pa.Table, kind: str, column: str, carry: Sequence[str] = ()) 
 def _write(config: PIWebAPIConfig, store: DeltaStore, web_ids: Sequence[str], window: DayWindow, spec: TableSpec,
            read: Callable[[PIWebAPIClient, list[str]], object], schema: pandera.DataFrameSchema, time_column: str,
            run_id: str | None) -> Extracted:
-    """Stream slices of tags through `read` -> validation -> one range-overwrite commit, then the quarantine."""
+    """Stream slices of tags through `read` -> validation -> the one-commit write recorded values use."""
     ids = list(dict.fromkeys(web_ids))
-    rejects: list[pa.Table] = []
-    errors: list[BaseException] = []
-    rows = 0
+    reading = Reading()
 
     async def slices() -> AsyncIterator[tuple[pa.Table, pa.Table]]:
         if not ids:  # nothing selected: the window is emptied, not an error
@@ -131,27 +129,14 @@ def _write(config: PIWebAPIConfig, store: DeltaStore, web_ids: Sequence[str], wi
                 yield await read(client, ids[i:i + _TAGS_PER_READ])  # type: ignore[misc]
 
     def valid_batches() -> Iterator[pa.RecordBatch]:
-        nonlocal rows
         try:
             for table, refused in iterate_in_thread(slices):
-                rejects.append(refused)
                 split = split_valid(table, schema, time_column=time_column)
-                rejects.append(split.rejects)
-                rows += split.valid.num_rows
+                reading.rejects.extend(r.cast(REJECT_SCHEMA) for r in (refused, split.rejects))
+                reading.rows += split.valid.num_rows
                 yield from split.valid.cast(spec.schema).to_batches()
         except BaseException as exc:
-            errors.append(exc)
+            reading.errors.append(exc)
             raise
 
-    reader = pa.RecordBatchReader.from_batches(spec.schema, valid_batches())
-    try:
-        info = store.overwrite_range(spec.name, reader, partition_column="event_date", start=window.first,
-                                     end=window.end)
-    except Exception:
-        if errors:  # the reader failed (PI unreachable, bad credentials...): nothing was committed; say why
-            raise errors[0] from None
-        raise
-    refused = pa.concat_tables([r.cast(REJECT_SCHEMA) for r in rejects]) if rejects else REJECT_SCHEMA.empty_table()
-    replace_quarantine(store, refused, table_name=spec.name, start=window.first, end=window.end, run_id=run_id)
-    reasons = refused.group_by("reason").aggregate([("reason", "count")]).to_pylist() if refused.num_rows else []
-    return Extracted(info, rows, refused.num_rows, {r["reason"]: r["reason_count"] for r in reasons})
+    return commit_values(store, valid_batches(), reading, window, run_id=run_id, table=spec)
