@@ -104,7 +104,7 @@ def parse_timestamps(strings: list) -> tuple[pa.Array, np.ndarray | None]:
         return pa.array(parsed, pa.int64()).cast(TIMESTAMP), bad
 
 
-def _field(items: list, key: str, default: object = None) -> list:
+def pluck(items: list, key: str, default: object = None) -> list:
     """One JSON field across items; `map(itemgetter)` runs in C, the `.get` fallback only if a key is missing."""
     try:
         return list(map(itemgetter(key), items))
@@ -114,8 +114,8 @@ def _field(items: list, key: str, default: object = None) -> list:
         return [it.get(key, default) if type(it) is dict else None for it in items]
 
 
-def _bools(items: list, key: str, default: bool) -> pa.Array:
-    column = _field(items, key, default)
+def pluck_bools(items: list, key: str, default: bool) -> pa.Array:
+    column = pluck(items, key, default)
     try:
         array = pa.array(column, pa.bool_())
     except (pa.ArrowInvalid, pa.ArrowTypeError):  # the vendor docs show "true" strings; tolerate them
@@ -158,9 +158,9 @@ def _split_values(values: list) -> tuple[dict[str, pa.Array], np.ndarray | None]
         mask = np.zeros(n, dtype=bool)
         mask[state_idx[named]] = True
         arrow_mask = pa.array(mask)
-        names = pa.array(_field(states_ok, "Name"), pa.string())
-        codes = pa.array(_field(states_ok, "Value"), pa.int32())
-        system = pc.fill_null(pa.array(_field(states_ok, "IsSystem", False), pa.bool_()), False)
+        names = pa.array(pluck(states_ok, "Name"), pa.string())
+        codes = pa.array(pluck(states_ok, "Value"), pa.int32())
+        system = pc.fill_null(pa.array(pluck(states_ok, "IsSystem", False), pa.bool_()), False)
         columns["digital_state"] = pc.replace_with_mask(nulls["digital_state"], arrow_mask, names)
         columns["digital_code"] = pc.replace_with_mask(nulls["digital_code"], arrow_mask, codes)
         columns["is_system"] = pc.replace_with_mask(nulls["is_system"], arrow_mask, system)
@@ -213,8 +213,8 @@ def build_batch(pages: list[StreamPage], *, end_exclusive_us: int | None = None)
     stream_units = pa.array([p.units for p in pages], pa.string())
     take = pa.array(stream)
 
-    timestamps, bad_ts = parse_timestamps(_field(items, "Timestamp"))
-    value_columns, bad_value = _split_values(_field(items, "Value"))
+    timestamps, bad_ts = parse_timestamps(pluck(items, "Timestamp"))
+    value_columns, bad_value = _split_values(pluck(items, "Value"))
     has_errors = np.zeros(len(items), dtype=bool)
     if any(map(contains, items, repeat("Errors"))):
         has_errors[[i for i, it in enumerate(items) if it.get("Errors")]] = True
@@ -223,7 +223,7 @@ def build_batch(pages: list[StreamPage], *, end_exclusive_us: int | None = None)
     if items and not any(map(contains, items, repeat("UnitsAbbreviation"))):
         units = stream_units.take(take)  # selectedFields left per-value units out: the stream's apply
     else:
-        units = pa.array(_field(items, "UnitsAbbreviation"), pa.string())
+        units = pa.array(pluck(items, "UnitsAbbreviation"), pa.string())
         if units.null_count:
             units = pc.coalesce(units, stream_units.take(take))
     columns = {
@@ -231,10 +231,10 @@ def build_batch(pages: list[StreamPage], *, end_exclusive_us: int | None = None)
         "name": names.take(take),
         "timestamp": timestamps,
         **value_columns,
-        "good": _bools(items, "Good", True),
-        "questionable": _bools(items, "Questionable", False),
-        "substituted": _bools(items, "Substituted", False),
-        "annotated": _bools(items, "Annotated", False),
+        "good": pluck_bools(items, "Good", True),
+        "questionable": pluck_bools(items, "Questionable", False),
+        "substituted": pluck_bools(items, "Substituted", False),
+        "annotated": pluck_bools(items, "Annotated", False),
         "units": units,
     }
     ts_us = pc.fill_null(timestamps.cast(pa.int64()), 0).to_numpy(zero_copy_only=False)

@@ -24,7 +24,7 @@ import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from pi_platform.client.columns import StreamPage, ValueBatch, _bools, _field, build_batch, parse_timestamps
+from pi_platform.client.columns import StreamPage, ValueBatch, build_batch, parse_timestamps, pluck, pluck_bools
 from pi_platform.client.errors import ProtocolError
 from pi_platform.client.recorded import url_groups, windows
 from pi_platform.client.throttle import backoff_delay
@@ -105,10 +105,10 @@ async def _summary_job(transport: Transport, group: list[str], lo: datetime, hi:
     failed = [(w, a) for w, a in answers if not isinstance(a.get("Items"), list)]
     lengths = [len(a["Items"]) for _, a in good]
     items = [item for _, a in good for item in a["Items"]]
-    values = _field(items, "Value", {})
+    values = pluck(items, "Value", {})
     values = [v if type(v) is dict else {} for v in values]
-    stamps, bad_ts = parse_timestamps(_field(values, "Timestamp"))
-    raw = _field(values, "Value")
+    stamps, bad_ts = parse_timestamps(pluck(values, "Timestamp"))
+    raw = pluck(values, "Value")
     number = pa.array([v if type(v) in (int, float) else None for v in raw], pa.float64())
     state = pa.array([type(v) is dict for v in raw], pa.bool_())  # PI's error value: a system state
     unreadable = pc.invert(pc.or_(pc.is_valid(number), state))
@@ -117,11 +117,11 @@ async def _summary_job(transport: Transport, group: list[str], lo: datetime, hi:
     table = pa.table({
         "web_id": pa.array([a.get("WebId") or w for w, a in good], pa.string()).take(_repeat(lengths)),
         "name": pa.array([a.get("Name") for _, a in good], pa.string()).take(_repeat(lengths)),
-        "summary_type": pa.array(_field(items, "Type", ""), pa.string()),
+        "summary_type": pa.array(pluck(items, "Type", ""), pa.string()),
         "interval_start": stamps,
         "value": number,
-        "good": pc.and_(_bools(values, "Good", True), pc.is_valid(number)),
-        "units": pa.array(_field(values, "UnitsAbbreviation"), pa.string()),
+        "good": pc.and_(pluck_bools(values, "Good", True), pc.is_valid(number)),
+        "units": pa.array(pluck(values, "UnitsAbbreviation"), pa.string()),
     })
     # The last chunk's end is the range's end, where PI could stamp no interval; anything at or after it is not ours.
     inside = pc.and_(pc.invert(unreadable), pc.less(table["interval_start"], pa.scalar(hi, TIMESTAMP)))
