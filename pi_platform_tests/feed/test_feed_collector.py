@@ -51,10 +51,12 @@ def test_late_joining_feed_equals_the_plant_while_a_collector_commits(make_simul
         wait_for(follower.caught_up, "the replay", 60)
         joined = next(b for b in follower.batches if b.kind == "caught_up").position.version
 
-        def exercised() -> bool:
+        def exercised() -> bool:  # a merge may correct values older than `since`: wait for one inside the window
             ops = {h["operation"] for h in DeltaTable(uri).history() if h["version"] >= joined}
-            return {"OPTIMIZE", "WRITE", "MERGE"} <= ops
-        wait_for(exercised, "live appends, a compaction and a merge of PI corrections after the follower joined", 120)
+            rows = follower.rows()
+            return {"OPTIMIZE", "WRITE", "MERGE"} <= ops and rows.num_rows > 0 and pc.any(rows["substituted"]).as_py()
+        wait_for(exercised, "live appends, a compaction and a merge of PI corrections after the follower joined, "
+                 "with a corrected value inside the followed window", 120)
 
         frozen = plant.clock.now()  # no new values or corrections from here: a constant to converge to
         httpx.post(f"{sim.admin_url}/clock", json={"now": frozen.isoformat()}).raise_for_status()
