@@ -1,9 +1,10 @@
 """PI recorded values -> validated Delta, streamed: the code path of `recorded_values` and of the benchmark.
 
 The async client yields ValueBatch chunks in a background event loop; this thread validates each chunk and
-feeds a RecordBatchReader that delta-rs consumes, so a day (or a backfill range) of any number of tags is ONE
-range-overwrite commit with memory bounded by a few chunks. Rows PI refused (per-value Errors) and rows
-failing the schema are collected and replace the window's quarantine rows after the commit.
+feeds a RecordBatchReader that the store writes as it reads (`storage.datafiles`), so a day (or a backfill
+range) of any number of tags is ONE range-overwrite commit with memory bounded by a few chunks. Rows PI refused
+(per-value Errors) and rows failing the schema are collected and replace the window's quarantine rows after the
+commit.
 
 No Dagster imports: the benchmark and scripts call `extract_recorded` directly.
 """

@@ -105,6 +105,7 @@ def summarise(worker: dict, sim_cpu: CpuTimes | None, figures: floor.FloorFigure
         "peak_rss_bytes": worker["peak_rss_bytes"],  # writer + the sum of the reader processes' peaks
         "writer_peak_rss_bytes": worker["writer_peak_rss_bytes"],
         "reader_peak_rss_bytes": worker["reader_peak_rss_bytes"],
+        "writer_rss_timeline": worker["writer_rss_timeline"],  # 0.1 s samples: a transient peak vs a level
         "rss_before_extract_bytes": worker["rss_before_bytes"],
         "client_cpu_s": client_cpu,
         "client_cpu_user_s": worker["cpu_user_s"],

@@ -48,6 +48,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     stream.add_argument("--live-seconds", type=float, help="how long latency is measured on live channels")
     stream.add_argument("--live-tags", type=int, help="tags subscribed in the live measurement")
     stream.add_argument("--work-dir", help="where the temporary lake and state go (default: system temp)")
+    stream.add_argument("--live-rates", type=int, nargs="+", metavar="VALUES_PER_S",
+                        help="also measure live channels at each total rate (over --live-tags) and report the highest "
+                        "sustained one (all committed, latency not growing)")
+    stream.add_argument("--live-only", action="store_true", help="skip the pipeline and paced measurements")
+    stream.add_argument("--poll-interval", type=float, help="the simulator's channel poll interval, seconds")
     stream.add_argument("--shards", type=int,
                         help="instead: live channels into one unsharded collector process, then into N shard processes "
                         "committing to one table, side by side (values/s, latency, CPU per process)")
@@ -122,14 +127,16 @@ def _batch_shards(args: argparse.Namespace, sizes: list[int], settings: "BatchSe
 
 def format_table(runs: list[dict]) -> str:
     header = ("tags", "values", "wall s", "tags/s", "values/s", "peak RSS MB", "client CPU s", "sim CPU s",
-              "us/value", "floor us/v", "x floor", "verified")
+              "sim share", "us/value", "floor us/v", "x floor", "typed parse us/v", "verified")
     lines = [header]
     for r in runs:
         lines.append((
             f"{r['tags']:,}", f"{r['rows']:,}", f"{r['wall_s']:.1f}", f"{r['tags_per_s']:.0f}", f"{r['values_per_s']:,.0f}",
             f"{r['peak_rss_bytes'] / 1e6:.0f}", f"{r['client_cpu_s']:.1f}",
             "?" if r["simulator_cpu_s"] is None else f"{r['simulator_cpu_s']:.1f}",
+            "?" if r["simulator_cpu_share"] is None else f"{r['simulator_cpu_share']:.0%}",
             f"{r['client_cpu_us_per_value']:.2f}", f"{r['floor']['floor_us_per_value']:.2f}", f"{r['ratio_to_floor']:.2f}",
+            f"{r['floor']['typed_parse_us_per_value']:.2f}",
             "yes" if r["verified"] else f"NO: {r['verify_problem']}",
         ))
     widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
@@ -156,7 +163,11 @@ def _stream(args: argparse.Namespace) -> int:
         print(json.dumps({k: v for k, v in result.items() if k != "machine"}, indent=2))
         print(f"report: {args.out}")
         return 0
-    options = {name: getattr(args, name) for name in ("pipeline_seconds", "live_seconds", "live_tags", "work_dir")}
+    if any(r < 1 for r in args.live_rates or []) or (args.poll_interval is not None and args.poll_interval <= 0):
+        raise ConfigError("--live-rates and --poll-interval must be positive")
+    options = {name: getattr(args, name) for name in ("pipeline_seconds", "live_seconds", "live_tags", "work_dir",
+                                                      "live_rates", "live_only")}
+    options["poll_interval_s"] = args.poll_interval
     result = run_benchmark(**{k: v for k, v in options.items() if v is not None})
     _write(args.out, result)
     print(json.dumps({k: v for k, v in result.items() if k != "machine"}, indent=2))

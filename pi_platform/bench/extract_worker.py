@@ -16,7 +16,7 @@ import time
 from collections import Counter
 from datetime import date, timedelta
 
-from pi_platform.bench.procstat import ChildrenPeakRss, children_cpu, self_cpu, self_peak_rss_bytes, self_rss_bytes
+from pi_platform.bench.procstat import RssSampler, children_cpu, self_cpu, self_peak_rss_bytes, self_rss_bytes
 from pi_platform.client.config import DEFAULT_PAGE_SIZE
 
 
@@ -77,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
     rss_before = self_rss_bytes()
     cpu_before, children_before = self_cpu(), children_cpu()
     started = time.perf_counter()
-    with ChildrenPeakRss() as readers:
+    with RssSampler() as memory:
         extracted = extract_recorded(config, store, web_ids, window, run_id="bench", processes=args.processes)
     wall = time.perf_counter() - started
     cpu = self_cpu() - cpu_before + (children_cpu() - children_before)  # the reader processes' work is the client's
@@ -92,9 +92,10 @@ def main(argv: list[str] | None = None) -> int:
         "rss_before_bytes": rss_before,
         "client_warnings": dict(warnings.counts),
         "first_client_warning": warnings.first,
-        "peak_rss_bytes": self_peak_rss_bytes() + readers.total_bytes,
+        "peak_rss_bytes": self_peak_rss_bytes() + memory.total_bytes,
         "writer_peak_rss_bytes": self_peak_rss_bytes(),
-        "reader_peak_rss_bytes": sorted(readers.peaks.values()),
+        "reader_peak_rss_bytes": sorted(memory.peaks.values()),
+        "writer_rss_timeline": memory.timeline(),
         "processes": args.processes,
         "delta": {"uri": extracted.info.uri, "version": extracted.info.version, "files": extracted.info.num_files,
                   "bytes": extracted.info.size_bytes},

@@ -7,6 +7,10 @@ Arrow columns built by the leanest code we know (C-level `map(itemgetter)`, one 
 column, numpy for positions). `floor_table` is deliberately a reference, not production code: it handles
 only well-formed single-page answers (what the sample holds), and `measure` checks that it builds exactly
 the client's table, so the floor is never cheaper because it does less.
+
+That orjson floor is issue 12's yardstick. The client itself no longer pays it: clean pages decode typed
+(`client.recorded_json`, msgspec), so the typed parse alone is measured too, and `client_build` times the
+client's real path (typed decode + `build_batch`).
 """
 
 import time
@@ -24,6 +28,7 @@ import pyarrow.compute as pc
 from pi_platform.client.columns import StreamPage, build_batch
 from pi_platform.client.config import DEFAULT_PAGE_SIZE
 from pi_platform.client.recorded import RECORDED_FIELDS, url_groups
+from pi_platform.client.recorded_json import RecordedPage, decode_recorded
 from pi_platform.client.transport import load_json
 from pi_platform.pitime import format_time
 from pi_platform.value_columns import TIMESTAMP, VALUE_SCHEMA, sort_values
@@ -40,7 +45,8 @@ class FloorFigures:
     values: int
     parse_s_per_value: float  # orjson.loads only
     floor_s_per_value: float  # orjson.loads + Arrow columns (the floor)
-    client_build_s_per_value: float  # orjson.loads + the client's own build_batch, same payloads
+    typed_parse_s_per_value: float  # the client's typed decode only (recorded_json)
+    client_build_s_per_value: float  # the client's decode + its own build_batch, same payloads
 
     def as_dict(self) -> dict:
         return {
@@ -49,6 +55,7 @@ class FloorFigures:
             "values": self.values,
             "parse_us_per_value": self.parse_s_per_value * 1e6,
             "floor_us_per_value": self.floor_s_per_value * 1e6,
+            "typed_parse_us_per_value": self.typed_parse_s_per_value * 1e6,
             "client_build_us_per_value": self.client_build_s_per_value * 1e6,
         }
 
@@ -118,9 +125,11 @@ def floor_table(payload: bytes) -> pa.Table:
 
 
 def client_table(payload: bytes) -> pa.Table:
-    """The same body through the client's own column builder (pi_platform.client.columns.build_batch)."""
-    streams = load_json(payload)["Items"]
-    pages = [StreamPage(s["WebId"], s["Name"], s.get("UnitsAbbreviation"), s["Items"]) for s in streams]
+    """The same body through the client's own decoder and column builder (the typed path on clean pages)."""
+    page = decode_recorded(payload)
+    if not isinstance(page, RecordedPage):
+        raise AssertionError("a captured simulator page did not fit the client's typed decoder")
+    pages = [StreamPage(s.WebId, s.Name, s.UnitsAbbreviation, s.Items) for s in page.Items]
     return build_batch(pages)[0].values
 
 
@@ -137,6 +146,7 @@ def measure(payloads: list[bytes], *, repeats: int = 3) -> FloorFigures:
         values=values,
         parse_s_per_value=_best(lambda: [load_json(p) for p in payloads], repeats) / values,
         floor_s_per_value=_best(lambda: [floor_table(p) for p in payloads], repeats) / values,
+        typed_parse_s_per_value=_best(lambda: [decode_recorded(p) for p in payloads], repeats) / values,
         client_build_s_per_value=_best(lambda: [client_table(p) for p in payloads], repeats) / values,
     )
 

@@ -24,6 +24,7 @@ class SimulatorSpec:
     values_per_minute: float = 1.0
     edge_tags: bool = False
     now: datetime | None = None  # frozen clock; None = real time
+    channel_poll_interval_s: float | None = None  # None: the simulator's default
 
     def argv(self) -> list[str]:
         args = ["--n-tags", str(self.n_tags), "--seed", str(self.seed), "--values-per-minute", str(self.values_per_minute)]
@@ -31,6 +32,8 @@ class SimulatorSpec:
             args.append("--edge-tags")
         if self.now is not None:
             args += ["--now", format_time(self.now)]
+        if self.channel_poll_interval_s is not None:
+            args += ["--poll-interval", str(self.channel_poll_interval_s)]
         return args
 
 
@@ -88,10 +91,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--values-per-minute", type=float, default=1.0)
     parser.add_argument("--edge-tags", action="store_true")
     parser.add_argument("--now", help="freeze the simulator clock at this time (ISO)")
+    parser.add_argument("--poll-interval", type=float, help="seconds between channel polls")
     args = parser.parse_args(argv)
     config = SimulatorConfig(
         n_tags=args.n_tags, seed=args.seed, values_per_minute=args.values_per_minute, edge_tags=args.edge_tags,
         now=parse_time(args.now) if args.now else None, event_frames=False,
+        **({} if args.poll_interval is None else {"channel_poll_interval_s": args.poll_interval}),
     )
     with SimulatorServer(config) as server:
         len(server.plant.points)  # build the catalog now, not inside the first timed request

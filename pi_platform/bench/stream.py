@@ -9,7 +9,11 @@ Three measurements, because the simulator cannot produce 100,000 values/s on two
   the collector's own latency p50/p99 from value timestamp to Delta commit.
 - **live**: the simulator in its own process pushes `tags x values_per_minute` over real channels; end-to-end
   latency is commit time minus each value's own PI timestamp (so it includes the server's poll interval,
-  as it would with a real PI Web API), reported as p50/p99 with the committed rate.
+  as it would with a real PI Web API), reported as p50/p99 with the committed rate, the receive lag (value
+  timestamp -> received: the server's share), the latency's growth over the window, and the CPU of the
+  simulator process and of the collector over the same window. `live_rates` repeats it per total rate
+  (each with its own simulator process) and names the highest one sustained (>= 95 % committed, latency
+  not growing): the live throughput limit.
 
 `--shards N` instead runs the live measurement twice with collectors as real `pi-platform stream`
 processes against one simulator process: one unsharded collector, then N shards (`--shard K/N`) committing
@@ -142,44 +146,105 @@ async def _paced(work: Path, seconds: float, rate: int, streams: int, tick_s: fl
     }
 
 
-async def _live(work: Path, sim_url: str, web_ids: list[str], seconds: float, warmup_s: float) -> dict:
-    config = CollectorConfig(state_dir=work / "live-state", delta_root=str(work / "live-lake"), name="bench-live",
-                             batch_max_age_s=0.25, channel=ChannelOptions(heartbeat_rate=2))
+async def _live(work: Path, sim_url: str, web_ids: list[str], seconds: float, warmup_s: float,
+                sim_pid: int | None = None, name: str = "live") -> dict:
+    config = CollectorConfig(state_dir=work / f"{name}-state", delta_root=str(work / f"{name}-lake"),
+                             name=f"bench-{name}", batch_max_age_s=0.25, channel=ChannelOptions(heartbeat_rate=2))
     write_subscription(config.state_dir, web_ids)
     collector = Collector(config, PIWebAPIConfig(url=sim_url, max_requests_per_second=None))
     stop = asyncio.Event()
     task = asyncio.create_task(collector.run(stop))
     await asyncio.sleep(warmup_s)  # subscription, channels open, the initial backfill committed
     collector.metrics.all_latencies = []
-    rows0, cpu0, t0 = collector.metrics.total_rows, self_cpu(), time.perf_counter()
+    rows0, cpu0, t0, since = collector.metrics.total_rows, self_cpu(), time.perf_counter(), time.time()
+    sim0 = pid_cpu(sim_pid) if sim_pid else None
     await asyncio.sleep(seconds)
-    latencies = np.concatenate(collector.metrics.all_latencies or [np.zeros(0)])
+    commits = collector.metrics.all_latencies
     rows, wall = collector.metrics.total_rows - rows0, time.perf_counter() - t0
     cpu = (self_cpu() - cpu0).total_s
+    sim1 = pid_cpu(sim_pid) if sim_pid else None
     connections = collector.status()["subscription"]["connections"]
     stop.set()
     await task
-    receive_lag = _receive_lag(config)
+    latencies = np.concatenate(commits or [np.zeros(0)])
+    receive_lag = _receive_lag(config, since)
+    sim_cpu = None if sim0 is None or sim1 is None else (sim1 - sim0).total_s
     return {
         "streams": len(web_ids),
         "values_per_s": round(rows / wall),
-        "latency_p50_s": round(float(np.percentile(latencies, 50)), 3) if len(latencies) else None,
-        "latency_p99_s": round(float(np.percentile(latencies, 99)), 3) if len(latencies) else None,
+        "latency_p50_s": _percentile(latencies, 50),
+        "latency_p99_s": _percentile(latencies, 99),
         "latency_max_s": round(float(latencies.max()), 3) if len(latencies) else None,
         "samples": int(len(latencies)),
         "collector_cpu_s": round(cpu, 2),
+        "collector_cpu_percent": round(100 * cpu / wall, 1),
         "window_s": round(wall, 1),
         "connections": connections,
         # value timestamp -> received by the collector: the server's share (poll interval, its own load)
         "receive_lag_p50_s": receive_lag[0],
         "receive_lag_p99_s": receive_lag[1],
+        # the same window's simulator process: its CPU and its share of the CPU both processes used
+        "simulator_window_cpu_s": None if sim_cpu is None else round(sim_cpu, 2),
+        "simulator_cpu_percent": None if sim_cpu is None else round(100 * sim_cpu / wall, 1),
+        "simulator_cpu_share": None if sim_cpu is None else round(sim_cpu / (sim_cpu + cpu), 3),
+        "latency_growth_s": _growth(commits),
     }
 
 
-def _receive_lag(config: CollectorConfig) -> tuple[float | None, float | None]:
+def _percentile(values: np.ndarray, q: float) -> float | None:
+    return round(float(np.percentile(values, q)), 3) if len(values) else None
+
+
+def _growth(commits: list[np.ndarray]) -> float | None:
+    """Median latency of the window's second half of commits minus its first half: near 0 when the collector
+    keeps up; a backlog shows as latency growing with time."""
+    half = len(commits) // 2
+    if half == 0:
+        return None
+    first, second = np.concatenate(commits[:half]), np.concatenate(commits[half:])
+    if not len(first) or not len(second):
+        return None
+    return round(float(np.median(second) - np.median(first)), 3)
+
+
+# A rate is sustained when nearly all of it is committed and the latency does not grow during the window.
+SUSTAINED_SHARE = 0.95
+SUSTAINED_GROWTH_S = 0.5
+
+
+def _sustained(live: dict) -> bool:
+    growth = live["latency_growth_s"]
+    return (live["values_per_s"] >= SUSTAINED_SHARE * live["target_values_per_s"] and growth is not None
+            and growth < SUSTAINED_GROWTH_S)
+
+
+def _live_at(work: Path, tags: int, rate: int, seconds: float, warmup_s: float, poll_interval_s: float | None) -> dict:
+    """One live measurement: its own simulator process with `tags` tags sending `rate` values/s in total."""
+    values_per_minute = rate * 60 / tags
+    spec = SimulatorSpec(n_tags=tags, values_per_minute=values_per_minute, channel_poll_interval_s=poll_interval_s)
+    with SimulatorProcess(spec) as sim:
+        from pi_platform.simulator.plant import Plant
+
+        plant = Plant(n_tags=tags, values_per_minute=values_per_minute, edge_tags=False,
+                      event_frames=False)  # same seed as the simulator process: same WebIds
+        web_ids = [p.web_id for p in plant.points]
+        sim_cpu0 = pid_cpu(sim.pid)
+        live = asyncio.run(_live(work, sim.base_url, web_ids, seconds, warmup_s, sim.pid, name=f"live-{rate}"))
+        sim_cpu1 = pid_cpu(sim.pid)
+    live["target_values_per_s"] = round(tags * values_per_minute / 60)
+    live["simulator_cpu_s"] = None if sim_cpu0 is None or sim_cpu1 is None else round((sim_cpu1 - sim_cpu0).total_s, 2)
+    live["poll_interval_s"] = poll_interval_s
+    live["sustained"] = _sustained(live)
+    return live
+
+
+def _receive_lag(config: CollectorConfig, since_s: float = 0.0) -> tuple[float | None, float | None]:
+    """Value timestamp -> received, over values received since `since_s` (the measured window, not the
+    start-up backfill read through REST)."""
     table = DeltaStore(config.delta_root, config.storage_options).read(STREAM_VALUES.name, columns=["timestamp", "received_at"])
-    lag = (table["received_at"].cast(pa.int64()).to_numpy() - table["timestamp"].cast(pa.int64()).to_numpy()) / 1e6
-    lag = lag[lag < 60]  # live values only, not the backfilled history
+    received = table["received_at"].cast(pa.int64()).to_numpy()
+    lag = (received - table["timestamp"].cast(pa.int64()).to_numpy()) / 1e6
+    lag = lag[(lag < 60) & (received >= since_s * 1e6)]  # live values only, not the backfilled history
     if not len(lag):
         return None, None
     return round(float(np.percentile(lag, 50)), 3), round(float(np.percentile(lag, 99)), 3)
@@ -259,32 +324,26 @@ def run_sharded(shards: int, *, live_tags: int = 1000, live_values_per_minute: f
 def run_benchmark(*, pipeline_seconds: float = 20.0, pipeline_streams: int = 1000, values_per_stream: int = 10,
                   paced_rate: int = 10_000, paced_seconds: float = 20.0, live_tags: int = 1000,
                   live_values_per_minute: float = 600.0, live_seconds: float = 20.0, warmup_s: float = 8.0,
+                  live_rates: list[int] | None = None, live_only: bool = False, poll_interval_s: float | None = None,
                   work_dir: str | None = None) -> dict:
     """All three measurements; returns the JSON report `pi-platform bench stream` writes (live default:
-    1,000 tags x 600 values/min = 10,000 values/s through the simulator's channels)."""
+    1,000 tags x 600 values/min = 10,000 values/s through the simulator's channels). `live_rates` adds one
+    live run per total rate (values/s over the same tags) and the highest one sustained; `live_only` skips
+    the pipeline and paced measurements; `poll_interval_s` sets the simulator's channel poll interval."""
     work = Path(tempfile.mkdtemp(prefix="pi-bench-stream-", dir=work_dir))
     try:
-        pipeline = asyncio.run(_pipeline(work, pipeline_seconds, pipeline_streams, values_per_stream))
-        paced = asyncio.run(_paced(work, paced_seconds, paced_rate, pipeline_streams))
-        spec = SimulatorSpec(n_tags=live_tags, values_per_minute=live_values_per_minute)
-        with SimulatorProcess(spec) as sim:
-            from pi_platform.simulator.plant import Plant
-
-            plant = Plant(n_tags=live_tags, values_per_minute=live_values_per_minute, edge_tags=False,
-                          event_frames=False)  # same seed as the simulator process: same WebIds
-            web_ids = [p.web_id for p in plant.points]
-            sim_cpu0 = pid_cpu(sim.pid)
-            live = asyncio.run(_live(work, sim.base_url, web_ids, live_seconds, warmup_s))
-            sim_cpu1 = pid_cpu(sim.pid)
-        live["target_values_per_s"] = round(live_tags * live_values_per_minute / 60)
-        live["simulator_cpu_s"] = None if sim_cpu0 is None or sim_cpu1 is None else round((sim_cpu1 - sim_cpu0).total_s, 2)
-        return {
-            "benchmark": "stream",
-            "machine": machine_info(),
-            "pipeline": pipeline,
-            "paced": paced,
-            "live": live,
-            "peak_rss_bytes": self_peak_rss_bytes(),
-        }
+        report: dict = {"benchmark": "stream", "machine": machine_info()}
+        if not live_only:
+            report["pipeline"] = asyncio.run(_pipeline(work, pipeline_seconds, pipeline_streams, values_per_stream))
+            report["paced"] = asyncio.run(_paced(work, paced_seconds, paced_rate, pipeline_streams))
+        rate = round(live_tags * live_values_per_minute / 60)
+        report["live"] = _live_at(work, live_tags, rate, live_seconds, warmup_s, poll_interval_s)
+        if live_rates:
+            runs = [_live_at(work, live_tags, r, live_seconds, warmup_s, poll_interval_s) for r in live_rates]
+            report["live_rates"] = runs
+            report["max_sustained_live_values_per_s"] = max(
+                (r["target_values_per_s"] for r in runs if r["sustained"]), default=None)
+        report["peak_rss_bytes"] = self_peak_rss_bytes()
+        return report
     finally:
         shutil.rmtree(work, ignore_errors=True)

@@ -11,17 +11,23 @@ per-value Python objects beyond those comprehensions. A `Value` is a number, a s
 
 Items with per-value `Errors`, an unreadable `Timestamp` or a `Value` of another shape go to the rejects
 table (REJECT_SCHEMA) with the reason and the raw JSON: never silently dropped.
+
+Items are orjson's dicts, or, for recorded pages that decoded typed (`recorded_json`), TimedValue structs:
+the same fields read with `attrgetter`, and no per-value `Errors` or units to look for (a typed page has none).
 """
 
 from dataclasses import dataclass
+from collections.abc import Callable
 from itertools import chain, compress, repeat
-from operator import contains, itemgetter
+from operator import attrgetter, contains, itemgetter
 
+import msgspec
 import numpy as np
 import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from pi_platform.client.recorded_json import DigitalState, TimedValue
 from pi_platform.value_columns import REJECT_SCHEMA, TIMESTAMP, VALUE_SCHEMA
 
 _NS = pa.timestamp("ns", tz="UTC")
@@ -29,7 +35,8 @@ _ISO = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?Z$"
 _NUMERIC = {float, int, bool, type(None)}
 _TEXT = {str, type(None)}
 _NUMBER, _STRING, _STATE, _OTHER = 0, 1, 2, 3  # kinds of a JSON Value (None counts as a number: null value)
-_KIND = {float: _NUMBER, int: _NUMBER, bool: _NUMBER, type(None): _NUMBER, str: _STRING, dict: _STATE}
+_KIND = {float: _NUMBER, int: _NUMBER, bool: _NUMBER, type(None): _NUMBER, str: _STRING, dict: _STATE,
+         DigitalState: _STATE}
 
 
 @dataclass(frozen=True)
@@ -114,8 +121,13 @@ def pluck(items: list, key: str, default: object = None) -> list:
         return [it.get(key, default) if type(it) is dict else None for it in items]
 
 
-def pluck_bools(items: list, key: str, default: bool) -> pa.Array:
-    column = pluck(items, key, default)
+def attributes(items: list, key: str, default: object = None) -> list:
+    """`pluck` for typed items (recorded_json structs): every field exists, its type already checked."""
+    return list(map(attrgetter(key), items))
+
+
+def pluck_bools(items: list, key: str, default: bool, get: Callable[..., list] = pluck) -> pa.Array:
+    column = get(items, key, default)
     try:
         array = pa.array(column, pa.bool_())
     except (pa.ArrowInvalid, pa.ArrowTypeError):  # the vendor docs show "true" strings; tolerate them
@@ -123,7 +135,7 @@ def pluck_bools(items: list, key: str, default: bool) -> pa.Array:
     return pc.fill_null(array, default) if array.null_count else array
 
 
-def _split_values(values: list) -> tuple[dict[str, pa.Array], np.ndarray | None]:
+def _split_values(values: list, get: Callable[..., list] = pluck) -> tuple[dict[str, pa.Array], np.ndarray | None]:
     """Route each JSON `Value` to its typed column; return the columns and a mask of unsupported shapes.
 
     Common pages are all numbers (or all strings) and take one Arrow conversion. Mixed pages (numbers with
@@ -147,7 +159,10 @@ def _split_values(values: list) -> tuple[dict[str, pa.Array], np.ndarray | None]
     kind = np.fromiter(map(_KIND.get, map(type, values), repeat(_OTHER)), dtype=np.int8, count=n)
     state_idx = np.flatnonzero(kind == _STATE)
     states = list(map(values.__getitem__, state_idx.tolist()))
-    named = np.fromiter(map(contains, states, repeat("Name")), dtype=bool, count=len(states))
+    if get is pluck:
+        named = np.fromiter(map(contains, states, repeat("Name")), dtype=bool, count=len(states))
+    else:  # a typed DigitalState always has its Name
+        named = np.ones(len(states), dtype=bool)
     bad = kind == _OTHER
     bad[state_idx[~named]] = True
     columns = {**nulls, "value": pa.array(values, pa.float64(), mask=kind != _NUMBER)}
@@ -158,9 +173,9 @@ def _split_values(values: list) -> tuple[dict[str, pa.Array], np.ndarray | None]
         mask = np.zeros(n, dtype=bool)
         mask[state_idx[named]] = True
         arrow_mask = pa.array(mask)
-        names = pa.array(pluck(states_ok, "Name"), pa.string())
-        codes = pa.array(pluck(states_ok, "Value"), pa.int32())
-        system = pc.fill_null(pa.array(pluck(states_ok, "IsSystem", False), pa.bool_()), False)
+        names = pa.array(get(states_ok, "Name"), pa.string())
+        codes = pa.array(get(states_ok, "Value"), pa.int32())
+        system = pc.fill_null(pa.array(get(states_ok, "IsSystem", False), pa.bool_()), False)
         columns["digital_state"] = pc.replace_with_mask(nulls["digital_state"], arrow_mask, names)
         columns["digital_code"] = pc.replace_with_mask(nulls["digital_code"], arrow_mask, codes)
         columns["is_system"] = pc.replace_with_mask(nulls["is_system"], arrow_mask, system)
@@ -207,20 +222,22 @@ def build_batch(pages: list[StreamPage], *, end_exclusive_us: int | None = None)
     """
     lengths = np.fromiter((len(p.items) for p in pages), dtype=np.int64, count=len(pages))
     items = list(chain.from_iterable(p.items for p in pages))
+    typed = bool(items) and type(items[0]) is TimedValue  # recorded_json's fast path: a whole page is typed
+    get = attributes if typed else pluck
     stream = np.repeat(np.arange(len(pages)), lengths)
     web_ids = pa.array([p.web_id for p in pages], pa.string())
     names = pa.array([p.name for p in pages], pa.string())
     stream_units = pa.array([p.units for p in pages], pa.string())
     take = pa.array(stream)
 
-    timestamps, bad_ts = parse_timestamps(pluck(items, "Timestamp"))
-    value_columns, bad_value = _split_values(pluck(items, "Value"))
+    timestamps, bad_ts = parse_timestamps(get(items, "Timestamp"))
+    value_columns, bad_value = _split_values(get(items, "Value"), get)
     has_errors = np.zeros(len(items), dtype=bool)
-    if any(map(contains, items, repeat("Errors"))):
+    if not typed and any(map(contains, items, repeat("Errors"))):
         has_errors[[i for i, it in enumerate(items) if it.get("Errors")]] = True
     reasons = _reject_reasons(has_errors, bad_ts, bad_value)
 
-    if items and not any(map(contains, items, repeat("UnitsAbbreviation"))):
+    if items and (typed or not any(map(contains, items, repeat("UnitsAbbreviation")))):
         units = stream_units.take(take)  # selectedFields left per-value units out: the stream's apply
     else:
         units = pa.array(pluck(items, "UnitsAbbreviation"), pa.string())
@@ -231,10 +248,10 @@ def build_batch(pages: list[StreamPage], *, end_exclusive_us: int | None = None)
         "name": names.take(take),
         "timestamp": timestamps,
         **value_columns,
-        "good": pluck_bools(items, "Good", True),
-        "questionable": pluck_bools(items, "Questionable", False),
-        "substituted": pluck_bools(items, "Substituted", False),
-        "annotated": pluck_bools(items, "Annotated", False),
+        "good": pluck_bools(items, "Good", True, get),
+        "questionable": pluck_bools(items, "Questionable", False, get),
+        "substituted": pluck_bools(items, "Substituted", False, get),
+        "annotated": pluck_bools(items, "Annotated", False, get),
         "units": units,
     }
     ts_us = pc.fill_null(timestamps.cast(pa.int64()), 0).to_numpy(zero_copy_only=False)
@@ -283,16 +300,21 @@ def _rejects(items: list, reasons: np.ndarray, stream: np.ndarray, pages: list[S
             "web_id": [pages[stream[i]].web_id for i in rows],
             "name": [pages[stream[i]].name for i in rows],
             "reason": [_with_errors(reasons[i], items[i]) for i in rows],
-            "raw": [orjson.dumps(items[i]).decode() for i in rows],
+            "raw": [_raw(items[i]) for i in rows],
             "timestamp": pa.nulls(len(rows), TIMESTAMP),
         },
         schema=REJECT_SCHEMA,
     )
 
 
-def _with_errors(reason: str, item: dict) -> str:
+def _raw(item: object) -> str:
+    """An item's JSON for the rejects table (a typed one re-encoded: its fields as decoded)."""
+    return (msgspec.json.encode(item) if type(item) is TimedValue else orjson.dumps(item)).decode()
+
+
+def _with_errors(reason: str, item: object) -> str:
     """Append PI's own per-value error text (PropertyError `{FieldName, Message: [...]}` or plain strings)."""
-    found = item.get("Errors")
+    found = item.get("Errors") if type(item) is dict else None
     if not found or not isinstance(found, list):
         return reason
     texts = []

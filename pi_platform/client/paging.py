@@ -28,22 +28,29 @@ class Cursor:
     max_count: int
 
 
-def advance(cursor: Cursor, items: list, page_size: int, server_max: int = SERVER_MAX_ITEMS) -> tuple[list, Cursor | None]:
+def dict_stamp(item: Any) -> str | None:
+    """The `Timestamp` of an item orjson decoded (anything, since the generic path takes any JSON)."""
+    return item.get("Timestamp") if type(item) is dict else None
+
+
+def advance(cursor: Cursor, items: list, page_size: int, server_max: int = SERVER_MAX_ITEMS,
+            stamp: Callable[[Any], str | None] = dict_stamp) -> tuple[list, Cursor | None]:
     """Split a response into the items not taken before, and the cursor for the rest (None: stream done).
 
     `server_max` is the server's MaxReturnedItemsPerCall: maxCount may grow up to it, never beyond.
+    `stamp` reads an item's timestamp: dict items by default, typed ones with `attrgetter("Timestamp")`.
     """
     skipped = 0
     if cursor.skip:
         limit = min(cursor.skip, len(items))
-        while skipped < limit and items[skipped].get("Timestamp") == cursor.start:
+        while skipped < limit and stamp(items[skipped]) == cursor.start:
             skipped += 1
     fresh = items[skipped:] if skipped else items
     if len(items) < cursor.max_count:
         return fresh, None
     # The response starts with every value at cursor.start, so the trailing group of this page is exactly
     # what has been taken at `last`, whether or not `last` is the old cursor (a page of one timestamp).
-    last, taken_at_last = _trailing_group(items)
+    last, taken_at_last = _trailing_group(items, stamp)
     next_max = page_size if taken_at_last < page_size else min(server_max, taken_at_last + page_size)
     if next_max <= taken_at_last:
         raise PagingError(
@@ -52,17 +59,17 @@ def advance(cursor: Cursor, items: list, page_size: int, server_max: int = SERVE
     return fresh, Cursor(last, taken_at_last, next_max)
 
 
-def _trailing_group(items: list) -> tuple[str, int]:
+def _trailing_group(items: list, stamp: Callable[[Any], str | None]) -> tuple[str, int]:
     """The last timestamp of a page and how many items at its end carry it."""
     end = len(items) - 1
-    while end >= 0 and not items[end].get("Timestamp"):
+    while end >= 0 and not stamp(items[end]):
         end -= 1
     if end < 0:
         raise ProtocolError("a full page of recorded values has no Timestamp at all; cannot continue paging")
-    last = items[end]["Timestamp"]
+    last = stamp(items[end])
     run = len(items) - end  # items without a timestamp after it count as taken with it
     i = end - 1
-    while i >= 0 and items[i].get("Timestamp") == last:
+    while i >= 0 and stamp(items[i]) == last:
         run += 1
         i -= 1
     return last, run

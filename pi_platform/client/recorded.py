@@ -11,21 +11,25 @@ import asyncio
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from operator import attrgetter
 from urllib.parse import quote
 
+import msgspec
 import orjson
 import pyarrow as pa
 
 from pi_platform.client.columns import PageTail, StreamPage, ValueBatch, build_batch
 from pi_platform.client.config import PIWebAPIConfig
 from pi_platform.client.errors import ProtocolError
-from pi_platform.client.paging import Cursor, advance
+from pi_platform.client.paging import Cursor, advance, dict_stamp
+from pi_platform.client.recorded_json import RecordedPage, decode_recorded
 from pi_platform.client.throttle import backoff_delay
 from pi_platform.client.transport import Transport, error_text, web_exception_error
 from pi_platform.pitime import format_time, to_us
 from pi_platform.value_columns import REJECT_SCHEMA
 
 _DONE = object()
+_TYPED_STAMP = attrgetter("Timestamp")
 
 
 @dataclass(frozen=True)
@@ -146,33 +150,41 @@ class RecordedReader:
         params = [("webId", s.requested) for s in streams]
         params += [("startTime", start), ("endTime", end), ("maxCount", max_count), ("boundaryType", "Inside")]
         params.append(("selectedFields", RECORDED_FIELDS))
-        data = await self.transport.get("streamsets/recorded", params=params)
-        answers = _match(streams, data)
+        data = await self.transport.get("streamsets/recorded", params=params, decode=decode_recorded)
+        typed = isinstance(data, RecordedPage)
+        answers = _match(streams, data.Items if typed else data)
         taken: list[_Stream] = []  # parallel to `pages`
         pages: list[StreamPage] = []
         unfinished: list[_Stream] = []
         failed = 0
         stream_rejects: list[tuple[_Stream, dict]] = []
         for stream, answer in zip(streams, answers):
-            if answer.get("WebException"):
-                # The server failed mid-stream: these items are partial. Re-read from the same cursor.
-                self._check_web_exception(stream, answer["WebException"])
-                failed = max(failed, stream.failures)
-                unfinished.append(stream)
-                continue
+            if typed:  # clean by construction: no WebException, no Errors, every field of its declared type
+                items, web_id, name, units = answer.Items, answer.WebId, answer.Name, answer.UnitsAbbreviation
+                if units is msgspec.UNSET:
+                    units = stream.units
+            else:
+                if answer.get("WebException"):
+                    # The server failed mid-stream: these items are partial. Re-read from the same cursor.
+                    self._check_web_exception(stream, answer["WebException"])
+                    failed = max(failed, stream.failures)
+                    unfinished.append(stream)
+                    continue
+                items = answer.get("Items")
+                if not isinstance(items, list) and answer.get("Errors"):
+                    # One unreadable stream (deleted point, no permission) must not sink a 100k-tag read:
+                    # it becomes a reject with PI's reason, and the stream is done.
+                    stream_rejects.append((stream, answer))
+                    continue
+                if not isinstance(items, list):
+                    raise ProtocolError(f"streamsets/recorded answer for {stream.requested} has no Items array")
+                web_id, name, units = answer.get("WebId"), answer.get("Name"), answer.get("UnitsAbbreviation", stream.units)
             stream.failures = 0
-            items = answer.get("Items")
-            if not isinstance(items, list) and answer.get("Errors"):
-                # One unreadable stream (deleted point, no permission) must not sink a 100k-tag read:
-                # it becomes a reject with PI's reason, and the stream is done.
-                stream_rejects.append((stream, answer))
-                continue
-            if not isinstance(items, list):
-                raise ProtocolError(f"streamsets/recorded answer for {stream.requested} has no Items array")
-            stream.web_id = answer.get("WebId") or stream.web_id or stream.requested
-            stream.name = answer.get("Name") or stream.name or stream.web_id
-            stream.units = answer.get("UnitsAbbreviation", stream.units)
-            fresh, stream.cursor = advance(stream.cursor, items, page_size, self.config.server_max_items)
+            stream.web_id = web_id or stream.web_id or stream.requested
+            stream.name = name or stream.name or stream.web_id
+            stream.units = units
+            fresh, stream.cursor = advance(stream.cursor, items, page_size, self.config.server_max_items,
+                                           _TYPED_STAMP if typed else dict_stamp)
             pages.append(StreamPage(stream.web_id, stream.name, stream.units, fresh, stream.tail.ts, stream.tail.n))
             taken.append(stream)
             if stream.cursor is not None:
@@ -208,13 +220,18 @@ def _split(streams: list[_Stream], base_length: int, max_length: int) -> list[li
     return [[by_id[w] for w in group] for group in url_groups([s.requested for s in streams], base_length, max_length)]
 
 
-def _match(streams: list[_Stream], data: object) -> list[dict]:
-    """Pair each requested stream with its answer: by WebId when the server echoes ours, else by order."""
-    items = data.get("Items") if isinstance(data, dict) else None
+def _match(streams: list[_Stream], data: object) -> list:
+    """Pair each requested stream with its answer: by WebId when the server echoes ours, else by order.
+
+    `data` is orjson's body, or the typed page's list of StreamValues."""
+    if isinstance(data, list):
+        items, by_web_id = data, {item.WebId: item for item in data}
+    else:
+        items = data.get("Items") if isinstance(data, dict) else None
+        by_web_id = {item.get("WebId"): item for item in items if isinstance(item, dict)} if isinstance(items, list) else {}
     if not isinstance(items, list) or len(items) != len(streams):
         got = len(items) if isinstance(items, list) else "no"
         raise ProtocolError(f"streamsets/recorded returned {got} streams for {len(streams)} requested WebIDs")
-    by_web_id = {item.get("WebId"): item for item in items if isinstance(item, dict)}
     if all((s.web_id or s.requested) in by_web_id for s in streams):
         return [by_web_id[s.web_id or s.requested] for s in streams]
     return items

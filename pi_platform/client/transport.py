@@ -12,9 +12,11 @@ import logging
 import socket
 import ssl
 from collections import Counter, deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import httpcore
 import httpx
 import orjson
 
@@ -25,6 +27,11 @@ from pi_platform.client.negotiate import offered_schemes
 from pi_platform.client.throttle import TokenBucket, backoff_delay, parse_retry_after
 
 log = logging.getLogger("pi_platform.client")
+
+# httpcore reads a response body 64 KiB at a time, each read a trip through h11, anyio and asyncio; a recorded
+# page is ~9 MB. 1 MiB reads cut the client's CPU to receive a value from ~0.6 to ~0.4 µs (bench: 300 tags' day,
+# same pages, client process CPU only). A class attribute httpcore reads per call: raising it is all it takes.
+httpcore.AsyncHTTP11Connection.READ_NUM_BYTES = max(httpcore.AsyncHTTP11Connection.READ_NUM_BYTES, 1 << 20)
 
 
 @dataclass
@@ -75,14 +82,18 @@ class Transport:
     async def aclose(self) -> None:
         await self._client.aclose()
 
-    async def get(self, path: str, params: Any = None) -> Any:
-        return await self.request("GET", path, params=params)
+    async def get(self, path: str, params: Any = None, *, decode: Callable[[bytes], Any] | None = None) -> Any:
+        return await self.request("GET", path, params=params, decode=decode)
 
     async def post(self, path: str, body: Any, params: Any = None) -> Any:
         return await self.request("POST", path, params=params, body=body)
 
-    async def request(self, method: str, path: str, *, params: Any = None, body: Any = None) -> Any:
-        """Send with retries; return the parsed JSON body (None for an empty body)."""
+    async def request(self, method: str, path: str, *, params: Any = None, body: Any = None,
+                      decode: Callable[[bytes], Any] | None = None) -> Any:
+        """Send with retries; return the parsed JSON body (None for an empty body).
+
+        `decode` replaces the generic parse for endpoints with a typed fast path (it must raise
+        orjson.JSONDecodeError on malformed JSON, so a truncated body is still retried)."""
         content = orjson.dumps(body) if body is not None else None
         headers = {"Content-Type": "application/json"} if content is not None else {}
         if method != "GET":
@@ -90,7 +101,7 @@ class Transport:
         attempt = 0
         while True:
             try:
-                return await self._attempt(method, path, params, content, headers)
+                return await self._attempt(method, path, params, content, headers, decode or load_json)
             except _Retry as retry:
                 if attempt >= self.config.max_retries:
                     raise retry.error from None
@@ -102,7 +113,8 @@ class Transport:
                 attempt += 1
                 await asyncio.sleep(delay)
 
-    async def _attempt(self, method: str, path: str, params: Any, content: bytes | None, headers: dict) -> Any:
+    async def _attempt(self, method: str, path: str, params: Any, content: bytes | None, headers: dict,
+                       decode: Callable[[bytes], Any]) -> Any:
         async with self._semaphore:
             if self._bucket is not None:
                 await self._bucket.acquire()
@@ -123,9 +135,9 @@ class Transport:
                     f"{self._where(path)}: connection broke mid-response ({type(exc).__name__}); "
                     "check proxies/load balancers between you and PI Web API"), "broken response") from None
         self.stats.bytes_received += len(response.content)
-        return self._interpret(response, path)
+        return self._interpret(response, path, decode)
 
-    def _interpret(self, response: httpx.Response, path: str) -> Any:
+    def _interpret(self, response: httpx.Response, path: str, decode: Callable[[bytes], Any]) -> Any:
         status = response.status_code
         where = self._where(path)
         if status >= 400:
@@ -137,7 +149,7 @@ class Transport:
         if not response.content:
             return None
         try:
-            data = load_json(response.content)
+            data = decode(response.content)
         except orjson.JSONDecodeError as exc:
             raise _Retry(errors.ProtocolError(
                 f"{where} returned malformed or truncated JSON ({exc.msg} at byte {exc.pos} of "

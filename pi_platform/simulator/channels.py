@@ -21,6 +21,7 @@ import orjson
 from starlette.types import Receive, Scope, Send
 
 from pi_platform.simulator import jsonfmt, readers
+from pi_platform.simulator.ahead import ChannelAhead, Corrections, corrected, count_items
 from pi_platform.simulator.api import ApiError, Ctx, Reply, error_reply, scope_headers
 from pi_platform.simulator.plant import Stream
 from pi_platform.simulator.routes_streams import adhoc_streams, element_streams
@@ -117,6 +118,18 @@ class Channel:
         self.started_us = app.plant.clock.now_us()
         self.sent_count = 0
         self.last_sent_us: int | None = None
+        emit = options["emit"]
+        # Each stream's StreamValues object around its items, built once.
+        self._heads = [
+            f'{{"WebId":{orjson.dumps(emit(s.canonical_web_id)).decode()},"Name":{orjson.dumps(s.name).decode()},'
+            f'"Path":{orjson.dumps(s.path).decode()},"Links":{{}},"Items":['
+            for s in streams
+        ]
+        self._tails = [f'],"UnitsAbbreviation":{orjson.dumps(s.units).decode()}}}' for s in streams]
+        self._ahead: ChannelAhead | None = None  # set by _start
+        self._pending = Corrections.empty()  # corrections still to come for values already sent
+        self._generated = np.zeros(len(streams), dtype=bool)
+        self._generated_at = -1  # the plant's history_changes() _generated was computed at
 
     async def send(self, message: dict) -> None:
         if message.get("type") == "websocket.send":
@@ -133,18 +146,24 @@ class Channel:
         listener = asyncio.create_task(self._listen())
         last = plant.clock.now_us()
         empty_polls = 0
+        interval = config.channel_poll_interval_s
         try:
             # Polls generate values and JSON (CPU-bound): run them off the event loop so other sockets keep moving.
             initial = await asyncio.to_thread(self._start, last)
             if initial is not None:
                 await self.send({"type": "websocket.send", "text": initial})
+            # Polls keep a fixed cadence from the opening (a slow poll does not push every later one back), at a
+            # phase of their own so a client's channels are not all polled, and sent, in the same instant.
+            tick = time.monotonic() + interval * (int(self.id[:8], 16) / 0x1_0000_0000)
             while not self._closed.is_set():
                 with contextlib.suppress(asyncio.TimeoutError):
-                    await asyncio.wait_for(self._closed.wait(), timeout=config.channel_poll_interval_s)
+                    await asyncio.wait_for(self._closed.wait(), timeout=max(0.0, tick - time.monotonic()))
+                awake = time.monotonic()
+                tick = tick + interval if tick + interval > awake else awake + interval  # missed ticks are skipped
                 if self._closed.is_set():
                     break
-                interval = self.app.faults.faults.channel_drop_interval_s
-                if interval > 0 and time.monotonic() - self.opened >= interval:
+                drop_after = self.app.faults.faults.channel_drop_interval_s
+                if drop_after > 0 and time.monotonic() - self.opened >= drop_after:
                     self._dropped = True
                     break
                 now = plant.clock.now_us()
@@ -171,16 +190,74 @@ class Channel:
 
     def _start(self, now: int) -> str | None:
         """Remember corrections still to come for values already in PI; the includeInitialValues message."""
-        # Per stream: (timestamps, correction times) of values whose correction has not happened yet.
-        self._pending = [self._pending_at_start(s, now) for s in self.streams]
+        plant = self.app.plant
+        generated = self._generated_now()
+        self._pending = Corrections.concat(
+            [self._remember(i, plant.block(s.point, now - CORRECTION_MAX_DELAY_US, now, now), now, generated[i])
+             for i, s in enumerate(self.streams)] or [Corrections.empty()])
+        poll_us = int(self.app.config.channel_poll_interval_s * 1e6)
+        self._ahead = ChannelAhead(plant, self.streams, now, poll_us, int(self.id[:8], 16) / 0x1_0000_0000)
         if not self.options["initial"]:
             return None
-        return self._message([(s, self._initial(s, now)) for s in self.streams])
+        return self._message({i: [self._json(s, self._initial(s, now))[1:-1]] for i, s in enumerate(self.streams)})
 
     def _poll(self, last: int, now: int) -> str | None:
-        changes = [(s, self._changes(i, s, last, now)) for i, s in enumerate(self.streams)]
-        changed = [(s, b) for s, b in changes if b is not None and len(b)]
-        return self._message(changed) if changed else None
+        """Per stream: the corrections that came due, then the values stamped in (last, now]."""
+        assert self._ahead is not None
+        plant = self.app.plant
+        generated = self._generated_now()
+        changes = self._due(now, generated)
+        fresh, later = self._ahead.take(last, now, generated)
+        for index, pieces in fresh.items():
+            changes.setdefault(index, []).extend(pieces)
+        remembered = [later]
+        for index in np.flatnonzero(~generated).tolist():
+            stream = self.streams[index]
+            if plant.any_between(stream.point, last + 1, now, now):
+                block = plant.block(stream.point, last + 1, now, now)
+                remembered.append(self._remember(index, block, now))
+                if len(block):
+                    changes.setdefault(index, []).append(self._json(stream, block)[1:-1])
+        self._pending = Corrections.concat([self._pending, *remembered])
+        return self._message(changes) if changes else None
+
+    def _generated_now(self) -> np.ndarray:
+        """Which streams are the generator's output as it stands (recomputed only when failures or edits came)."""
+        plant = self.app.plant
+        if plant.history_changes() != self._generated_at:
+            self._generated_at = plant.history_changes()
+            self._generated = np.array([plant.is_generated(s.point) for s in self.streams], dtype=bool)
+        return self._generated
+
+    def _due(self, now: int, generated: np.ndarray) -> dict[int, list[str]]:
+        """Corrections whose time came, re-sent with Substituted=true, per stream in timestamp order."""
+        due = self._pending.due <= now
+        if not due.any():
+            return {}
+        came = self._pending.take(due)
+        self._pending = self._pending.take(~due)
+        order = np.lexsort((came.ts, came.stream))
+        plant = self.app.plant
+        changes: dict[int, list[str]] = {}
+        for index, ts, text in zip(came.stream[order].tolist(), came.ts[order].tolist(), came.text[order].tolist()):
+            if text is None or not generated[index]:
+                # Corrected values are alone at their timestamp, so re-reading that instant gives exactly the new
+                # value, failures and edits included (nothing, if a failure covers it now).
+                stream = self.streams[index]
+                text = self._json(stream, plant.block(stream.point, ts, ts, now))[1:-1]
+            if text:
+                changes.setdefault(index, []).append(text)
+        return changes
+
+    def _remember(self, index: int, block: Block, now: int, generated: bool = False) -> Corrections:
+        """Values of `block` whose correction is still to come: rendered corrected now for a generated stream
+        (in one call, rather than one plant read each when due), else read again from the plant when due."""
+        future = (block.corr_at > now) & (block.corr_at != NEVER)
+        if generated and future.any():
+            return corrected(self.streams[index], index, block.take(future))
+        count = int(future.sum())
+        return Corrections(np.full(count, index, np.int64), block.ts[future], block.corr_at[future],
+                           np.full(count, None, dtype=object))
 
     async def _listen(self) -> None:
         """Drain client frames (ignored, as on a real server) and notice the disconnect."""
@@ -199,40 +276,14 @@ class Channel:
         t = int(last.ts[0])
         return self.app.plant.block(stream.point, t, t, now)
 
-    def _pending_at_start(self, stream: Stream, now: int) -> tuple[np.ndarray, np.ndarray]:
-        recent = self.app.plant.block(stream.point, now - CORRECTION_MAX_DELAY_US, now, now)
-        future = (recent.corr_at > now) & (recent.corr_at != NEVER)
-        return recent.ts[future], recent.corr_at[future]
+    @staticmethod
+    def _json(stream: Stream, block: Block) -> str:
+        return jsonfmt.timed_values(block, stream.point, stream.units)
 
-    def _changes(self, index: int, stream: Stream, last: int, now: int) -> Block | None:
-        """Values stamped in (last, now] plus corrections that came due; only the new window is generated."""
-        plant = self.app.plant
-        stamps, due_at = self._pending[index]
-        if not (len(due_at) and due_at.min() <= now) and not plant.any_between(stream.point, last + 1, now, now):
-            return None
-        fresh = plant.block(stream.point, last + 1, now, now)
-        future = (fresh.corr_at > now) & (fresh.corr_at != NEVER)
-        if future.any():
-            stamps, due_at = np.concatenate([stamps, fresh.ts[future]]), np.concatenate([due_at, fresh.corr_at[future]])
-        due = due_at <= now
-        self._pending[index] = (stamps[~due], due_at[~due])
-        if not due.any():
-            return fresh
-        # Corrected values are alone at their timestamp, so re-reading that instant gives exactly the new value.
-        corrected = [plant.block(stream.point, int(t), int(t), now) for t in np.unique(stamps[due])]
-        return Block.concat([*corrected, fresh])
-
-    def _message(self, changes: list[tuple[Stream, Block]]) -> str:
-        emit = self.options["emit"]
-        parts = []
-        for stream, block in changes:
-            values = jsonfmt.timed_values(block, stream.point, stream.units)
-            parts.append(
-                f'{{"WebId":{orjson.dumps(emit(stream.canonical_web_id)).decode()},"Name":{orjson.dumps(stream.name).decode()},'
-                f'"Path":{orjson.dumps(stream.path).decode()},"Links":{{}},"Items":{values},'
-                f'"UnitsAbbreviation":{orjson.dumps(stream.units).decode()}}}'
-            )
-            self.app.stats.values += len(block)
+    def _message(self, changes: dict[int, list[str]]) -> str:
+        """One StreamValues per changed stream, in subscription order; `changes` holds comma-joinable pieces."""
+        parts = [self._heads[i] + ",".join(changes[i]) + self._tails[i] for i in sorted(changes)]
+        self.app.stats.values += sum(count_items(p) for p in parts)
         return '{"Links":{},"Items":[' + ",".join(parts) + "]}"
 
 

@@ -279,9 +279,18 @@ class Plant:
         block = apply(block, self.failure_log.windows(point), start_us, end_us, resend)
         return self.edits.apply(point, block, start_us, end_us, now_us)
 
+    def is_generated(self, point: Point) -> bool:
+        """Whether the archive is the generator's output as it stands (corrections aside): no flat series, no
+        failure window, no edit; callers may then read the generator directly (channels render ahead of time)."""
+        return not (point.flat or self.failure_log.windows(point) or self.edits.touches(point))
+
+    def history_changes(self) -> int:
+        """How many failures and edits were recorded so far: while it stays the same, so does `is_generated`."""
+        return len(self.failure_log.all()) + self.edits.last_seq
+
     def any_between(self, point: Point, start_us: int, end_us: int, now_us: int) -> bool:
         """Whether the archive has an event in [start, end] (channel polls skip quiet streams cheaply)."""
-        if point.flat or self.failure_log.windows(point) or self.edits.touches(point):
+        if not self.is_generated(point):
             return len(self.block(point, start_us, end_us, now_us)) > 0
         return self.generator.any_between(point, start_us, end_us)
 

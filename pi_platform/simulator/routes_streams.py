@@ -29,8 +29,10 @@ def _json(value: object) -> str:
     return orjson.dumps(value).decode()
 
 
-def _read_recorded(ctx: Ctx, stream: Stream, max_count: int) -> Block:
-    plant, point = ctx.plant, stream.point
+def _recorded_reader(ctx: Ctx, max_count: int) -> Callable[[Ctx, Stream], Block]:
+    """Recorded values of a stream under the request's parameters, parsed and checked once per request (a
+    stream set names ~50 streams; one `now` for all of them)."""
+    plant = ctx.plant
     start = ctx.time_us("startTime", "*-1d")
     end = ctx.time_us("endTime", "*")
     now = plant.clock.now_us()
@@ -39,25 +41,30 @@ def _read_recorded(ctx: Ctx, stream: Stream, max_count: int) -> Block:
         raise ApiError(400, f"The value '{ctx.get('boundaryType')}' is not valid for boundaryType.")
     if ctx.get("filterExpression"):
         raise ApiError(409, "The supplied filter expression is not supported by this server.")
-    block = readers.recorded(plant, point, start, end, now, max_count)
-    if boundary == "inside":
-        return block
-    lo, hi = min(start, end), max(start, end)
-    if boundary == "outside":
-        before = readers.last_before(plant, point, lo, now, inclusive=False)
-        after = readers.first_after(plant, point, hi, now)
-    else:
-        edges = readers.interpolate(plant, point, np.array([lo, min(hi, now)], dtype=np.int64), now)
-        before, after = edges.take(slice(0, 1)), edges.take(slice(1, 2))
-    if end < start:
-        before, after = after, before
-    return Block.concat([before, block, after]).take(slice(0, max_count))
+
+    def read(_: Ctx, stream: Stream) -> Block:
+        point = stream.point
+        block = readers.recorded(plant, point, start, end, now, max_count)
+        if boundary == "inside":
+            return block
+        lo, hi = min(start, end), max(start, end)
+        if boundary == "outside":
+            before = readers.last_before(plant, point, lo, now, inclusive=False)
+            after = readers.first_after(plant, point, hi, now)
+        else:
+            edges = readers.interpolate(plant, point, np.array([lo, min(hi, now)], dtype=np.int64), now)
+            before, after = edges.take(slice(0, 1)), edges.take(slice(1, 2))
+        if end < start:
+            before, after = after, before
+        return Block.concat([before, block, after]).take(slice(0, max_count))
+
+    return read
 
 
 def _values_text(
     ctx: Ctx, stream: Stream, block: Block, selected: tuple[str, ...] | None = None
-) -> tuple[str, bool]:
-    """TimedValue list text with value faults applied; second item says whether to add a WebException."""
+) -> tuple[bytes, bool]:
+    """TimedValue list JSON with value faults applied; second item says whether to add a WebException."""
     faults = ctx.faults
     broken = faults.roll(faults.faults.web_exception_rate)
     if broken:
@@ -70,7 +77,7 @@ def _values_text(
     notes = None
     if "annotations" in (ctx.get("associations") or "").lower():
         notes = _annotation_maker(ctx, stream, block)
-    return jsonfmt.timed_values(block, stream.point, stream.units, errors, notes, selected), broken
+    return jsonfmt.timed_values_json(block, stream.point, stream.units, errors, notes, selected), broken
 
 
 def _annotation_maker(ctx: Ctx, stream: Stream, block: Block) -> Callable[[int, str], list[dict]]:
@@ -124,7 +131,7 @@ def timed_value_fragment(ctx: Ctx, stream: Stream, block: Block, *path: str) -> 
 
 def stream_recorded(ctx: Ctx, web_id: str) -> Reply:
     stream = ctx.stream(web_id)
-    block = _read_recorded(ctx, stream, ctx.max_count())
+    block = _recorded_reader(ctx, ctx.max_count())(ctx, stream)
     return selected_reply(ctx, values_document(ctx, stream, block, ("items",)), len(block))
 
 
@@ -231,8 +238,7 @@ def streamset_values(ctx: Ctx, streams: list[Stream], reader: Callable[[Ctx, Str
 
 
 def _streamset_recorded(ctx: Ctx, streams: list[Stream]) -> Reply:
-    max_count = ctx.max_count()
-    return streamset_values(ctx, streams, lambda c, stream: _read_recorded(c, stream, max_count))
+    return streamset_values(ctx, streams, _recorded_reader(ctx, ctx.max_count()))
 
 
 def _streamset_single(ctx: Ctx, streams: list[Stream], reader: Callable[[Ctx, Stream], Block], as_items: bool) -> Reply:

@@ -107,7 +107,8 @@ def profile_for(point: Point, seed: int, values_per_minute: float) -> Profile:
 class Block:
     """Columnar values of one tag (numpy arrays of equal length, sorted by (timestamp, position)).
 
-    `alt_*` hold the corrected value and `corr_at` when the correction appears (NEVER if none).
+    `alt_*` hold the corrected value and `corr_at` when the correction appears (NEVER if none); `alt_*` are
+    meaningful only where `corr_at` is set.
     """
 
     ts: np.ndarray  # int64 microseconds since the epoch, UTC
@@ -148,7 +149,7 @@ class ValueGenerator:
         self.seed = catalog.seed
         self.values_per_minute = values_per_minute
         self._profiles: dict[int, Profile] = {}
-        self._keys: dict[int, np.uint64] = {}
+        self._keys: dict[int, np.ndarray] = {}
         self._cache: OrderedDict[tuple[int, int], Block] = OrderedDict()
         self._cache_size = cache_buckets
         self._lock = threading.Lock()  # the server thread and in-process ground truth share the cache
@@ -160,10 +161,15 @@ class ValueGenerator:
         return profile
 
     def _key(self, point: Point, salt: int) -> np.uint64:
-        base = self._keys.get(point.index)
-        if base is None:
-            base = self._keys[point.index] = hashrng.key(self.seed, point.index)
-        return base ^ np.uint64(salt * 0x9E3779B1)
+        return self._salted_keys(point)[salt]
+
+    def _salted_keys(self, point: Point) -> np.ndarray:
+        """The point's hash key for every salt (index = salt), derived once per point."""
+        keys = self._keys.get(point.index)
+        if keys is None:
+            salts = np.arange(_SALT_FIX + 1, dtype=np.uint64) * np.uint64(0x9E3779B1)
+            keys = self._keys[point.index] = hashrng.key(self.seed, point.index) ^ salts
+        return keys
 
     # ---- public ---------------------------------------------------------------------------------------
     def block(self, point: Point, start_us: int, end_us: int) -> Block:
@@ -236,25 +242,40 @@ class ValueGenerator:
         n = len(ts)
         new_group = np.ones(n, dtype=bool)
         new_group[1:] = ts[1:] != ts[:-1]
-        group_id = np.cumsum(new_group) - 1
-        group_first = np.flatnonzero(new_group)
-        pos = (np.arange(n) - group_first[group_id]).astype(np.int32)
-        group_size = np.diff(np.append(group_first, n))
-        alone = group_size[group_id] == 1
+        if new_group.all():  # no shared timestamp (most tags stamping fractions): skip the group arithmetic
+            pos, alone = np.zeros(n, dtype=np.int32), new_group
+        else:
+            group_id = np.cumsum(new_group) - 1
+            group_first = np.flatnonzero(new_group)
+            pos = (np.arange(n) - group_first[group_id]).astype(np.int32)
+            group_size = np.diff(np.append(group_first, n))
+            alone = group_size[group_id] == 1
 
         num = np.full(n, np.nan)
         code = np.full(n, -1, dtype=np.int32)
         sidx = np.full(n, -1, dtype=np.int32)
         kind = np.zeros(n, dtype=np.uint8)
-        u_noise = hashrng.uniform(self._key(point, _SALT_NOISE), counter)
+        # The per-value draws share one pass over the counters; flags are tested on the hashes directly.
+        salts = (_SALT_NOISE, _SALT_SYS, _SALT_Q, _SALT_ANN, _SALT_CORR)
+        h_noise, h_sys, h_q, h_ann, h_corr = hashrng.hashes_many(self._salted_keys(point)[list(salts)], counter)
+        u_noise = hashrng.to_unit(h_noise)
         alt_num, alt_code, alt_sidx = num.copy(), code.copy(), sidx.copy()
         if p.kind in (NUMERIC, INTEGER):
             base, amplitude, period, phase = self.catalog.signal_params(point.index)
-            seconds = ts / 1e6
-            raw = base + amplitude * np.sin(2 * np.pi * seconds / period + phase) + amplitude * 0.1 * (u_noise - 0.5)
-            fix = amplitude * 0.02 * (1 + hashrng.uniform(self._key(point, _SALT_FIX), counter))
+            # base + amplitude * sin(2 pi t / period + phase) + amplitude * 0.1 * (u_noise - 0.5), in place and
+            # in the same order of operations (so the same floats) without a temporary per operator.
+            raw = ts / 1e6
+            raw *= 2 * np.pi
+            raw /= period
+            raw += phase
+            np.sin(raw, out=raw)
+            raw *= amplitude
+            raw += base
+            u_noise -= 0.5
+            u_noise *= amplitude * 0.1
+            raw += u_noise
             decimals = 0 if p.kind == INTEGER else p.decimals
-            num, alt_num = np.round(raw, decimals), np.round(raw + fix, decimals)
+            num = np.round(raw, decimals)
         elif p.kind == DIGITAL:
             dset = DIGITAL_SETS[p.digital_set]
             segment = ts // 420_000_000  # the state holds for 7-minute segments
@@ -269,7 +290,7 @@ class ValueGenerator:
             alt_sidx = np.full(n, CORRECTED_INDEX, dtype=np.int32)
             kind[:] = K_STRING
 
-        system = hashrng.uniform(self._key(point, _SALT_SYS), counter) < p.sys_prob
+        system = hashrng.below(h_sys, p.sys_prob)
         if p.system_run:
             system |= (ts // HOUR_US) % 4 != 3
         if system.any():
@@ -280,13 +301,20 @@ class ValueGenerator:
             kind[system] = K_SYSTEM
             num[system] = np.nan
             sidx[system] = -1
-        questionable = (hashrng.uniform(self._key(point, _SALT_Q), counter) < p.questionable_prob) & ~system
-        annotated = hashrng.uniform(self._key(point, _SALT_ANN), counter) < p.annotated_prob
-        corrected = alone & ~system & (hashrng.uniform(self._key(point, _SALT_CORR), counter) < p.correction_prob)
+        questionable = hashrng.below(h_q, p.questionable_prob) & ~system
+        annotated = hashrng.below(h_ann, p.annotated_prob)
+        corrected = alone & ~system & hashrng.below(h_corr, p.correction_prob)
+        # The correction's value and delay matter only where one exists (alt_* are read where corr_at <= now),
+        # so they are hashed for those few values alone.
+        fixed = np.flatnonzero(corrected)
+        if p.kind in (NUMERIC, INTEGER):
+            fix = amplitude * 0.02 * (1 + hashrng.uniform(self._key(point, _SALT_FIX), counter[fixed]))
+            alt_num[fixed] = np.round(raw[fixed] + fix, decimals)
         delay = 5_000_000 + np.floor(
-            hashrng.uniform(self._key(point, _SALT_DELAY), counter) * (CORRECTION_MAX_DELAY_US - 5_000_000)
+            hashrng.uniform(self._key(point, _SALT_DELAY), counter[fixed]) * (CORRECTION_MAX_DELAY_US - 5_000_000)
         )
-        corr_at = np.where(corrected, ts + delay.astype(np.int64), NEVER)
+        corr_at = np.full(n, NEVER, dtype=np.int64)
+        corr_at[fixed] = ts[fixed] + delay.astype(np.int64)
         return Block(
             ts,
             pos,

@@ -25,10 +25,12 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as ds
-from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
+from deltalake import CommitProperties, DeltaTable, Schema, Transaction, write_deltalake
 from deltalake.exceptions import CommitFailedError, TableNotFoundError
+from deltalake.transaction import create_table_with_add_actions
 
 from pi_platform.errors import PlatformError
+from pi_platform.storage.datafiles import write_data_files
 
 Data = pa.Table | pa.RecordBatchReader | pd.DataFrame
 
@@ -132,8 +134,9 @@ class DeltaStore:
         memberships for a list of values: only those tags' rows of a day) by `data`.
 
         One commit for any number of days, so a single-run backfill and N daily runs leave the same table,
-        and a rerun replaces rather than adds. `data` rows outside the range make delta-rs reject the commit.
-        An empty `data` deletes the range. A RecordBatchReader is consumed streaming (bounded memory).
+        and a rerun replaces rather than adds. `data` rows outside the range make the write fail, nothing
+        committed. An empty `data` deletes the range. A RecordBatchReader (without `where`) is written by
+        `datafiles` in bounded memory, then committed by delta-rs.
         """
         predicate = f"{partition_column} >= '{start.isoformat()}' AND {partition_column} < '{end.isoformat()}'"
         for column, value in (where or {}).items():
@@ -144,10 +147,48 @@ class DeltaStore:
             else:
                 raise ValueError(f"overwrite_range: empty value list for {column} would replace nothing")
         arrow = _arrow(data)
+        if isinstance(arrow, pa.RecordBatchReader) and not where and partition_by in (None, [partition_column]):
+            return self._overwrite_streamed(table, arrow, partition_column=partition_column, start=start, end=end)
         if not self.exists(table):
             # delta-rs needs an existing table for a predicate overwrite; the range is empty anyway.
             return self._write(table, arrow, mode="overwrite", partition_by=partition_by or [partition_column])
         return self._write(table, arrow, mode="overwrite", predicate=predicate, partition_by=partition_by or [partition_column])
+
+    def _overwrite_streamed(self, table: str, reader: pa.RecordBatchReader, *, partition_column: str, start: date,
+                            end: date) -> TableInfo:
+        """A stream's range overwrite: data files written here in bounded memory (`datafiles`), then ONE commit
+        that adds them and removes every file of the range's partitions."""
+        uri = self.uri(table)
+        failed: list[BaseException] = []
+
+        def source() -> Iterator[pa.RecordBatch]:  # the source's own errors are not storage errors
+            try:
+                yield from reader
+            except BaseException as exc:
+                failed.append(exc)
+                raise
+
+        try:
+            with self._errors(table, "write"):
+                actions = write_data_files(uri, self._options(), reader.schema, partition_column, source(), start, end)
+        except StorageError:
+            if failed:
+                raise failed[0] from None
+            raise
+        days = [(partition_column, ">=", start.isoformat()), (partition_column, "<", end.isoformat())]
+
+        def commit() -> None:
+            with self._errors(table, "commit to"):
+                if self.exists(table):
+                    self.table(table).create_write_transaction(
+                        actions, mode="overwrite", schema=reader.schema, partition_by=[partition_column],
+                        partition_filters=days)
+                else:
+                    create_table_with_add_actions(uri, Schema.from_arrow(reader.schema), actions, mode="overwrite",
+                                                  partition_by=[partition_column], storage_options=self._options())
+
+        _retry_conflicts(commit)  # the files stay valid: a lost commit race is committed again
+        return self.info(table)
 
     def upsert(self, table: str, data: Data, *, keys: Iterable[str], partition_by: list[str] | None = None) -> TableInfo:
         """Insert new rows, update rows whose keys exist (all columns), in one merge commit."""

@@ -21,7 +21,7 @@ RUN_FIELDS = {
     "client_cpu_s", "client_cpu_user_s", "client_cpu_system_s", "simulator_cpu_s", "simulator_cpu_share",
     "simulator_peak_rss_bytes",
     "client_cpu_us_per_value", "floor", "ratio_to_floor", "verified", "verified_tags", "delta", "client_warnings",
-    "load_average_1m",
+    "load_average_1m", "writer_rss_timeline",
 }
 
 
@@ -65,6 +65,8 @@ def test_report_has_every_figure_and_the_machine(bench_run: tuple[dict, DeltaTab
     assert run["verified"] is True and run["verified_tags"] == 5 and run["quarantined"] == 0
     assert run["values_per_s"] == pytest.approx(run["rows"] / run["wall_s"])
     assert run["client_cpu_s"] > 0 and run["simulator_cpu_s"] is not None and run["peak_rss_bytes"] > 0
+    timeline = run["writer_rss_timeline"]  # sampled, so never above the kernel's high-water mark
+    assert timeline["samples"] > 0 and 0 < timeline["median_bytes"] <= timeline["max_bytes"] <= run["writer_peak_rss_bytes"]
     assert run["floor"]["values"] > 0 and run["floor"]["floor_us_per_value"] > 0
     assert run["ratio_to_floor"] == pytest.approx(run["client_cpu_us_per_value"] / run["floor"]["floor_us_per_value"])
     assert report["settings"]["day"] == DAY.isoformat()

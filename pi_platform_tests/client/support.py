@@ -29,9 +29,9 @@ def read_recorded(config: PIWebAPIConfig, web_ids: Sequence[str], start, end,
             if spy is not None:
                 original = pi.transport.get
 
-                async def recording_get(path, params=None):
+                async def recording_get(path, params=None, **options):
                     spy.append((path, params))
-                    return await original(path, params=params)
+                    return await original(path, params=params, **options)
 
                 pi.transport.get = recording_get  # type: ignore[method-assign]
             return await pi.recorded_batch(web_ids, start, end), pi

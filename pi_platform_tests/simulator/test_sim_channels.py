@@ -189,3 +189,44 @@ def test_drop_interval_fault_and_webid_type(make_simulator):
     first, code = asyncio.run(run())
     assert first["Items"][0]["WebId"] == webid.point_path_webid(sim.plant.data_server_name, point.name)
     assert code == 1011
+
+
+def test_fast_channel_with_late_polls_failures_and_edits_equals_recorded(make_simulator):
+    """Channels render generated streams ahead of time and cut each poll out of that text: at 600 values/min,
+    with polls late enough that corrections are due before a value is first sent, a tag paused then resumed
+    and an edit in the window still to come, the folded pushes equal /recorded."""
+    sim = make_simulator(now=FROZEN_NOW, values_per_minute=600, channel_poll_interval_s=0.05)
+    plant = sim.plant
+    points = plant.points[:20]
+    paused, edited = points[3], next(p for p in points if p.point_type.startswith("Float"))
+    steps_s = [0.3, 0.3, 0.5, 7.0, 0.4, 90.0, 1.0, "pause", 2.0, 30.0, "edit", 5.0, 45.0, "resume", 0.7, 120.0, 0.2]
+
+    async def run() -> tuple[list[dict], datetime]:
+        at = FROZEN_NOW
+        messages = []
+        async with websockets.connect(_channel_url(sim, [p.web_id for p in points]), max_size=None) as ws:
+            async with httpx.AsyncClient(base_url=sim.admin_url) as admin:
+                for step in steps_s:
+                    if step == "pause":
+                        await admin.post("/streams/pause", json={"names": [paused.name]})
+                    elif step == "resume":
+                        await admin.post("/streams/resume", json={"names": [paused.name]})
+                    elif step == "edit":
+                        edit = {"name": edited.name, "at": format_time(at + timedelta(seconds=3)), "value": 1.5}
+                        assert (await admin.post("/history/edit", json=edit)).status_code == 200
+                    else:
+                        at += timedelta(seconds=step)
+                        await admin.post("/clock", json={"now": format_time(at)})
+                        messages.append(await _next(ws))
+        return messages, at
+
+    messages, end = asyncio.run(run())
+    folded = _fold(messages, FROZEN_NOW)
+    for point in points:
+        items = [folded.get(point.web_id, {})[key] for key in sorted(folded.get(point.web_id, {}))]
+        got = items_to_table(items, point.web_id, point.name, point.units)
+        want = plant.recorded(point.web_id, FROZEN_NOW + timedelta(microseconds=1), end, now=end)
+        assert sort_values(got).equals(want), point.name
+    assert any(v for v in plant.recorded(edited.web_id, FROZEN_NOW, end, now=end)["value"].to_pylist() if v == 1.5)
+    substituted = [i for m in messages for s in m["Items"] for i in s["Items"] if i["Substituted"]]
+    assert len(substituted) > 3  # corrections sent late (after a step past their time) and re-sent
