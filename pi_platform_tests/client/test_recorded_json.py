@@ -72,8 +72,13 @@ def test_a_body_the_types_do_not_fit_takes_the_generic_path(odd: dict) -> None:
     assert values.num_rows + rejects.num_rows == 2  # nothing lost on the generic path either
 
 
-def test_a_web_exception_and_malformed_json_are_left_to_the_transport() -> None:
+def test_web_exceptions_stream_errors_and_malformed_json_are_left_to_the_generic_path() -> None:
     assert isinstance(decode_recorded(b'{"WebException": {"StatusCode": 502, "Errors": ["down"]}}'), dict)
+    failed = {"WebId": "W1", "Items": [], "WebException": {"StatusCode": 502, "Errors": ["archive went away"]}}
+    assert isinstance(decode_recorded(orjson.dumps({"Items": [failed]})), dict)
+    assert isinstance(decode_recorded(orjson.dumps({"Items": [{"WebId": "W1", "Errors": ["Point not found"]}]})), dict)
+    no_errors = _body(("W1", [_item("2024-05-01T00:00:00Z", 1.0, Errors=None)]))  # null: nothing to keep
+    assert isinstance(decode_recorded(no_errors), RecordedPage)
     with pytest.raises(orjson.JSONDecodeError):  # what the transport retries as "malformed JSON"
         decode_recorded(_body(("W1", [_item("2024-05-01T00:00:00Z", 1.0)]))[:-7])
 
