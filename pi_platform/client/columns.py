@@ -16,8 +16,8 @@ Items are orjson's dicts, or, for recorded pages that decoded typed (`recorded_j
 the same fields read with `attrgetter`, and no per-value `Errors` or units to look for (a typed page has none).
 """
 
-from dataclasses import dataclass
 from collections.abc import Callable
+from dataclasses import dataclass
 from itertools import chain, compress, repeat
 from operator import attrgetter, contains, itemgetter
 
@@ -159,10 +159,10 @@ def _split_values(values: list, get: Callable[..., list] = pluck) -> tuple[dict[
     kind = np.fromiter(map(_KIND.get, map(type, values), repeat(_OTHER)), dtype=np.int8, count=n)
     state_idx = np.flatnonzero(kind == _STATE)
     states = list(map(values.__getitem__, state_idx.tolist()))
-    if get is pluck:
-        named = np.fromiter(map(contains, states, repeat("Name")), dtype=bool, count=len(states))
-    else:  # a typed DigitalState always has its Name
+    if states and type(states[0]) is DigitalState:  # a typed page: every state has its Name
         named = np.ones(len(states), dtype=bool)
+    else:
+        named = np.fromiter(map(contains, states, repeat("Name")), dtype=bool, count=len(states))
     bad = kind == _OTHER
     bad[state_idx[~named]] = True
     columns = {**nulls, "value": pa.array(values, pa.float64(), mask=kind != _NUMBER)}

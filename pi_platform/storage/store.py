@@ -12,6 +12,8 @@ every write names exactly what it replaces or how it de-duplicates:
 The root is a local directory or an object-store URI (`s3://bucket/prefix`) with delta-rs storage options.
 """
 
+import logging
+import random
 import re
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -19,7 +21,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pandas as pd
 import pyarrow as pa
@@ -37,6 +39,8 @@ Data = pa.Table | pa.RecordBatchReader | pd.DataFrame
 # Concurrent writers (several backfill runs merging into one table) lose the optimistic-commit race now and
 # then; the operation itself is idempotent, so re-running it is the correct answer.
 _COMMIT_ATTEMPTS = 5
+T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 
 class StorageError(PlatformError):
@@ -187,7 +191,7 @@ class DeltaStore:
                     create_table_with_add_actions(uri, Schema.from_arrow(reader.schema), actions, mode="overwrite",
                                                   partition_by=[partition_column], storage_options=self._options())
 
-        _retry_conflicts(commit)  # the files stay valid: a lost commit race is committed again
+        retry_conflicts(commit, f"range overwrite of {table}")  # the files stay valid: a lost race commits again
         return self.info(table)
 
     def upsert(self, table: str, data: Data, *, keys: Iterable[str], partition_by: list[str] | None = None) -> TableInfo:
@@ -209,7 +213,7 @@ class DeltaStore:
                     .execute()
                 )
 
-        _retry_conflicts(merge)
+        retry_conflicts(merge, f"merge into {table}")
         return self.info(table)
 
     def append_once(
@@ -239,7 +243,7 @@ class DeltaStore:
         def run() -> None:
             outcome.update(self.table(table).optimize.compact(target_size=target_size))
 
-        _retry_conflicts(run)
+        retry_conflicts(run, f"compaction of {table}")
         return {"files_added": int(outcome.get("numFilesAdded", 0)),
                 "files_removed": int(outcome.get("numFilesRemoved", 0)),
                 "version": self.table(table).version()}
@@ -253,7 +257,7 @@ class DeltaStore:
             removed[:] = self.table(table).vacuum(retention_hours=retention_hours, dry_run=False,
                                                   enforce_retention_duration=False)
 
-        _retry_conflicts(vacuum)
+        retry_conflicts(vacuum, f"vacuum of {table}")
         return {**outcome, "files_vacuumed": len(removed), "version": self.table(table).version()}
 
     def _write(self, table: str, data: pa.Table | pa.RecordBatchReader, *, mode: str, **kwargs: Any) -> TableInfo:
@@ -262,20 +266,26 @@ class DeltaStore:
                 write_deltalake(self.uri(table), data, mode=mode, storage_options=self._options(), **kwargs)
 
         # a consumed stream cannot be replayed: a RecordBatchReader write gets one attempt
-        _retry_conflicts(write, attempts=1 if isinstance(data, pa.RecordBatchReader) else _COMMIT_ATTEMPTS)
+        retry_conflicts(write, f"write to {table}",
+                        attempts=1 if isinstance(data, pa.RecordBatchReader) else _COMMIT_ATTEMPTS)
         return self.info(table)
 
 
-def _retry_conflicts(operation: Callable[[], None], attempts: int = _COMMIT_ATTEMPTS) -> None:
-    """Run an idempotent write again when another writer won the optimistic commit race."""
-    for attempt in range(attempts):
+def retry_conflicts(operation: Callable[[], T], what: str, attempts: int = _COMMIT_ATTEMPTS) -> T:
+    """Run `operation` again while another writer wins the optimistic commit race (sharded collectors, a
+    compaction beside the collector, two runs of one partition); each lost race is logged with what was being
+    committed. `operation` must be idempotent or re-check what is already committed itself."""
+    for number in range(1, attempts + 1):
         try:
-            operation()
-            return
-        except CommitFailedError:
-            if attempt == attempts - 1:
+            return operation()
+        except CommitFailedError as exc:
+            if number == attempts:
                 raise
-            time.sleep(0.2 * (attempt + 1))
+            delay = min(5.0, 0.05 * 2 ** number) * random.uniform(0.5, 1.5)
+            log.warning("commit of %s lost a race with another writer (attempt %d: %s); retrying in %.2fs", what,
+                        number, str(exc).splitlines()[0] if str(exc) else type(exc).__name__, delay)
+            time.sleep(delay)
+    raise AssertionError("unreachable")
 
 
 def _is_uri(root: str) -> bool:

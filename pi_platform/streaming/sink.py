@@ -8,17 +8,14 @@ a batch is either entirely in the table or entirely replayed, never both.
 Several writers (sharded collectors, each its own app id; the maintenance job's compaction) commit to the
 one table optimistically. delta-rs reconciles concurrent blind appends itself; what it cannot (a merge whose
 read files another writer rewrote, a compaction racing a merge) raises `CommitFailedError`, and the commit is
-retried with backoff and jitter, a log line per retry. Each retry first re-reads the table's version of this
+retried with backoff and jitter, a log line per retry (`storage.store.retry_conflicts`, shared with every
+DeltaStore commit). Each retry first re-reads the table's version of this
 app id: a commit that succeeded although its caller saw an error is never appended twice.
 """
 
-import logging
-import random
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from typing import TypeVar
 
 import numpy as np
 import orjson
@@ -27,16 +24,13 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as ds
 from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
-from deltalake.exceptions import CommitFailedError
 
 from pi_platform.storage import DeltaStore, split_valid
 from pi_platform.storage.quarantine import quarantine_rows
 from pi_platform.storage.schemas import stream_values
+from pi_platform.storage.store import retry_conflicts
 from pi_platform.storage.tables import QUARANTINE, STREAM_VALUES
 from pi_platform.streaming.messages import STREAM_SCHEMA
-
-log = logging.getLogger(__name__)
-_T = TypeVar("_T")
 
 _KEY_MATCH = "t.web_id = s.web_id AND t.timestamp = s.timestamp AND t.position = s.position"
 _ATTEMPTS = 12  # conflicts, each followed by a backoff of up to 5 s; then the collector's batch loop retries
@@ -119,7 +113,7 @@ class StreamSink:
                 mode = "append"
             return self._done(self.store.table(self.table), version, valid, split.rejects.num_rows, mode)
 
-        return retry_conflicts(attempt, f"batch {version} of {self.app_id}")
+        return retry_conflicts(attempt, f"batch {version} of {self.app_id}", _ATTEMPTS)
 
     def _changed(self, dt: DeltaTable, rows: pa.Table) -> pa.Table:
         """Rows that are not already stored identically (received_at aside)."""
@@ -178,24 +172,10 @@ class StreamSink:
             retry_conflicts(lambda: write_deltalake(self.store.uri(QUARANTINE.name), rows, mode="append",
                                                     partition_by=["table_name", "event_date"],
                                                     storage_options=self._options),
-                            f"quarantine rows of {self.app_id}")
+                            f"quarantine rows of {self.app_id}", _ATTEMPTS)
         return rows.num_rows
 
 
-def retry_conflicts(operation: Callable[[], _T], what: str, attempts: int = _ATTEMPTS) -> _T:
-    """Run `operation` again while another writer wins the optimistic commit race; it must re-check what is
-    already committed itself (the sink's attempt re-reads its app id's version first)."""
-    for number in range(1, attempts + 1):
-        try:
-            return operation()
-        except CommitFailedError as exc:
-            if number == attempts:
-                raise
-            delay = min(5.0, 0.05 * 2 ** number) * random.uniform(0.5, 1.5)
-            log.warning("commit of %s lost a race with another writer (attempt %d: %s); retrying in %.2fs", what,
-                        number, str(exc).splitlines()[0] if str(exc) else type(exc).__name__, delay)
-            time.sleep(delay)
-    raise AssertionError("unreachable")
 
 
 def _fingerprints(rows: pa.Table) -> np.ndarray:
