@@ -1,6 +1,6 @@
 """The extracting process of `bench batch`: one `extract_recorded` call, measured from inside.
 
-A fresh process per run so its peak RSS belongs to this extraction alone (ru_maxrss never goes down),
+A fresh process per run so its peak RSS (VmHWM, which never goes down) belongs to this extraction alone,
 which is what "flat in the number of tags" has to be judged on. Prints one JSON line of figures.
 
     python -m pi_platform.bench.extract_worker --url U --delta-root D --day 2026-01-01 --web-ids FILE

@@ -105,8 +105,13 @@ def _children(pid: int) -> list[int]:
 
 
 def self_peak_rss_bytes() -> int:
-    """High-water mark of this process' resident memory (ru_maxrss is KiB on Linux)."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    """High-water mark of this process' own resident memory: VmHWM, the peak of its address space.
+
+    Not ru_maxrss: Linux carries the parent's high-water mark into a child across fork/vfork + exec, so an
+    extraction started by a benchmark that had itself peaked at 1.3 GB (scanning the last run's table) reported
+    1.3-1.5 GB while it never held more than ~0.85. ru_maxrss (KiB on Linux) only where /proc is missing.
+    """
+    return _status_kib(os.getpid(), "VmHWM") or resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
 def self_rss_bytes() -> int | None:

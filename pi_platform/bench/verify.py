@@ -32,9 +32,13 @@ def ground_truth(spec: SimulatorSpec, web_ids: list[str], day: date) -> pa.Table
 
 
 def extracted(table_uri: str, web_ids: list[str]) -> pa.Table:
-    """The Delta rows of these tags, reduced to VALUE_SCHEMA (the partition column dropped), sorted."""
+    """The Delta rows of these tags, reduced to VALUE_SCHEMA (the partition column dropped), sorted.
+
+    The scan reads every file for a few tags, so little is read ahead: with pyarrow's defaults (16 batches, 4
+    files) the benchmark process peaked at 2.5 GB verifying a 30,000-tag day (3,000 tags: 736 -> 513 MB)."""
     dataset = DeltaTable(table_uri).to_pyarrow_dataset()
-    rows = dataset.to_table(columns=VALUE_SCHEMA.names, filter=pc.field("web_id").isin(web_ids))
+    rows = dataset.to_table(columns=VALUE_SCHEMA.names, filter=pc.field("web_id").isin(web_ids), batch_readahead=2,
+                            fragment_readahead=1)
     return sort_values(rows.cast(VALUE_SCHEMA))
 
 

@@ -15,14 +15,9 @@ _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 _INV53 = 1.0 / float(1 << 53)
 
 
-def mix(x: np.ndarray) -> np.ndarray:
-    """splitmix64 finaliser on a uint64 array (wrapping arithmetic is intended)."""
-    return _mix_in_place(np.array(x, dtype=np.uint64))
-
-
 def _mix_in_place(x: np.ndarray) -> np.ndarray:
-    """`mix` overwriting `x`: one temporary per shift instead of one per operation (the generator's hottest
-    loop, ~10 hashes per value)."""
+    """splitmix64 finaliser on a uint64 array, overwriting it (wrapping arithmetic is intended): one temporary
+    per shift instead of one per operation (the generator's hottest loop, ~10 hashes per value)."""
     x ^= x >> np.uint64(30)
     x *= _M1
     x ^= x >> np.uint64(27)
@@ -31,12 +26,29 @@ def _mix_in_place(x: np.ndarray) -> np.ndarray:
     return x
 
 
+_MASK = (1 << 64) - 1
+
+
+def _mix_int(x: int) -> int:
+    """`_mix_in_place` of one 64-bit value in Python integers: numpy's per-call set-up costs more than these
+    few steps (keys and per-tag draws are derived once per tag, thousands of times in a wide read)."""
+    x ^= x >> 30
+    x = (x * 0xBF58476D1CE4E5B9) & _MASK
+    x ^= x >> 27
+    x = (x * 0x94D049BB133111EB) & _MASK
+    return x ^ (x >> 31)
+
+
+def _key_int(parts: tuple[int, ...]) -> int:
+    acc = 0
+    for part in parts:
+        acc = _mix_int(acc ^ (((part & _MASK) + 0x9E3779B97F4A7C15) & _MASK))
+    return acc
+
+
 def key(*parts: int) -> np.uint64:
     """Combine integer parts (seed, tag, bucket, purpose...) into one 64-bit key."""
-    acc = np.zeros(1, dtype=np.uint64)
-    for part in parts:
-        acc = mix(acc ^ (np.uint64(part & 0xFFFFFFFFFFFFFFFF) + _GOLDEN))
-    return acc[0]
+    return np.uint64(_key_int(parts))
 
 
 def hashes(base: "np.uint64 | np.ndarray", counters: np.ndarray) -> np.ndarray:
@@ -53,13 +65,15 @@ def uniform(base: "np.uint64 | np.ndarray", counters: np.ndarray) -> np.ndarray:
     return to_unit(hashes(base, counters))
 
 
-def hashes_many(bases: "list[np.uint64]", counters: np.ndarray) -> np.ndarray:
+def hashes_many(bases: "list[np.uint64] | np.ndarray", counters: np.ndarray) -> np.ndarray:
     """`hashes(base, counters)` for several keys at once, a row per key: the counter's part is computed once
-    and every step runs once over the whole (keys, counters) matrix."""
+    and every step runs once over the whole (keys, counters) matrix. A 2-D `bases` gives each counter its
+    own key in every row (values of many tags in one pass)."""
     x = counters.astype(np.uint64)
     x *= _GOLDEN
     x += _M1
-    return _mix_in_place(np.asarray(bases, dtype=np.uint64)[:, None] ^ x[None, :])
+    keys = np.asarray(bases, dtype=np.uint64)
+    return _mix_in_place((keys[:, None] if keys.ndim == 1 else keys) ^ x[None, :])
 
 
 def to_unit(h: np.ndarray) -> np.ndarray:
@@ -70,15 +84,19 @@ def to_unit(h: np.ndarray) -> np.ndarray:
     return out
 
 
-def below(h: np.ndarray, p: float) -> np.ndarray:
+def below(h: np.ndarray, p: "float | np.ndarray") -> np.ndarray:
     """`to_unit(h) < p` without the floats: to_unit is exact (k / 2**53 for k = h >> 11), so the test is
-    k < ceil(p * 2**53), i.e. h < ceil(p * 2**53) << 11."""
-    bound = math.ceil(p * 2.0**53)
-    if bound >= 1 << 53:
-        return np.ones(h.shape, dtype=bool)
-    return h < np.uint64(max(bound, 0) << 11)
+    k < ceil(p * 2**53), i.e. h < ceil(p * 2**53) << 11. `p` may be an array (a probability per hash)."""
+    if np.ndim(p) == 0:
+        bound = math.ceil(p * 2.0**53)
+        if bound >= 1 << 53:
+            return np.ones(h.shape, dtype=bool)
+        return h < np.uint64(max(bound, 0) << 11)
+    bounds = np.clip(np.ceil(np.asarray(p) * 2.0**53), 0, 2.0**53)  # exact: integers below 2**54
+    return (h < (bounds.astype(np.uint64) << np.uint64(11))) | (bounds >= 2.0**53)
 
 
 def uniform1(*parts: int) -> float:
-    """A single float in [0, 1) for a tuple of integers (per-tag parameters, per-day choices)."""
-    return float(uniform(key(*parts), np.zeros(1, dtype=np.uint64))[0])
+    """A single float in [0, 1) for a tuple of integers (per-tag parameters, per-day choices): `uniform` of
+    counter 0 (whose hash input is the key ^ _M1)."""
+    return (_mix_int(_key_int(parts) ^ 0xBF58476D1CE4E5B9) >> 11) * _INV53

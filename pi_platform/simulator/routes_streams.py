@@ -14,6 +14,7 @@ from pi_platform.simulator import fields, jsonfmt, readers
 from pi_platform.simulator.api import ApiError, Ctx, Reply, Router
 from pi_platform.simulator.catalog import (
     Element,
+    Point,
     descendants,
     stable_guid,
     wildcard,
@@ -21,6 +22,7 @@ from pi_platform.simulator.catalog import (
 from pi_platform.simulator.plant import Stream
 from pi_platform.simulator.values import Block
 
+Annotator = Callable[[int, str], list[dict]]
 WEB_EXCEPTION = {"Errors": ["An error has occurred."], "StatusCode": 500}
 VALUE_FIELDS = (*jsonfmt.TIMED_VALUE_FIELDS, "Annotations", "Errors")
 
@@ -29,9 +31,9 @@ def _json(value: object) -> str:
     return orjson.dumps(value).decode()
 
 
-def _recorded_reader(ctx: Ctx, max_count: int) -> Callable[[Ctx, Stream], Block]:
-    """Recorded values of a stream under the request's parameters, parsed and checked once per request (a
-    stream set names ~50 streams; one `now` for all of them)."""
+def _recorded_reader(ctx: Ctx, max_count: int) -> Callable[[list[Stream]], list[Block]]:
+    """Recorded values of streams under the request's parameters, parsed and checked once per request (a
+    stream set names ~50 streams; one `now` for all of them, and their Inside values made in one pass)."""
     plant = ctx.plant
     start = ctx.time_us("startTime", "*-1d")
     end = ctx.time_us("endTime", "*")
@@ -42,11 +44,7 @@ def _recorded_reader(ctx: Ctx, max_count: int) -> Callable[[Ctx, Stream], Block]
     if ctx.get("filterExpression"):
         raise ApiError(409, "The supplied filter expression is not supported by this server.")
 
-    def read(_: Ctx, stream: Stream) -> Block:
-        point = stream.point
-        block = readers.recorded(plant, point, start, end, now, max_count)
-        if boundary == "inside":
-            return block
+    def bounded(point: Point, block: Block) -> Block:
         lo, hi = min(start, end), max(start, end)
         if boundary == "outside":
             before = readers.last_before(plant, point, lo, now, inclusive=False)
@@ -58,13 +56,19 @@ def _recorded_reader(ctx: Ctx, max_count: int) -> Callable[[Ctx, Stream], Block]
             before, after = after, before
         return Block.concat([before, block, after]).take(slice(0, max_count))
 
+    def read(streams: list[Stream]) -> list[Block]:
+        points = [stream.point for stream in streams]
+        blocks = readers.recorded_many(plant, points, start, end, now, max_count)
+        if boundary == "inside":
+            return blocks
+        return [bounded(point, block) for point, block in zip(points, blocks)]
+
     return read
 
 
-def _values_text(
-    ctx: Ctx, stream: Stream, block: Block, selected: tuple[str, ...] | None = None
-) -> tuple[bytes, bool]:
-    """TimedValue list JSON with value faults applied; second item says whether to add a WebException."""
+def _faulted(ctx: Ctx, stream: Stream, block: Block) -> tuple[Block, np.ndarray | None, Annotator | None, bool]:
+    """The block with value faults applied: (block, values to replace by per-value Errors, the annotations
+    of annotated values when asked for, whether to add a WebException)."""
     faults = ctx.faults
     broken = faults.roll(faults.faults.web_exception_rate)
     if broken:
@@ -77,10 +81,29 @@ def _values_text(
     notes = None
     if "annotations" in (ctx.get("associations") or "").lower():
         notes = _annotation_maker(ctx, stream, block)
-    return jsonfmt.timed_values_json(block, stream.point, stream.units, errors, notes, selected), broken
+    return block, errors, notes, broken
 
 
-def _annotation_maker(ctx: Ctx, stream: Stream, block: Block) -> Callable[[int, str], list[dict]]:
+def _values_texts(
+    ctx: Ctx, streams: list[Stream], blocks: list[Block], selected: tuple[str, ...] | None
+) -> list[tuple[bytes, bool]]:
+    """Each stream's TimedValue list JSON with value faults applied, and whether to add a WebException; the
+    plain lists (all but faulted or annotated ones) are rendered together."""
+    faulted = [_faulted(ctx, stream, block) for stream, block in zip(streams, blocks)]
+    plain = [i for i, (_, errors, notes, _) in enumerate(faulted) if errors is None and notes is None]
+    texts = dict(zip(plain, jsonfmt.timed_values_many(
+        [faulted[i][0] for i in plain], [streams[i].point for i in plain], [streams[i].units for i in plain], selected
+    )))
+    out = []
+    for i, (stream, (block, errors, notes, broken)) in enumerate(zip(streams, faulted)):
+        text = texts.get(i)
+        if text is None:
+            text = jsonfmt.timed_values_json(block, stream.point, stream.units, errors, notes, selected)
+        out.append((text, broken))
+    return out
+
+
+def _annotation_maker(ctx: Ctx, stream: Stream, block: Block) -> Annotator:
     """Deterministic StreamAnnotation objects for annotated values (same text every time they are read)."""
     seed = ctx.plant.seed
 
@@ -118,11 +141,18 @@ def selected_reply(ctx: Ctx, document: "dict | orjson.Fragment", values: int) ->
 
 def values_document(ctx: Ctx, stream: Stream, block: Block, path: tuple[str, ...]) -> dict:
     """`{Links, Items, UnitsAbbreviation[, WebException]}` of a value list, faults applied."""
-    text, broken = _values_text(ctx, stream, block, _value_fields(ctx, *path))
-    document = {"Links": {}, "Items": orjson.Fragment(text), "UnitsAbbreviation": stream.units}
-    if broken:
-        document["WebException"] = WEB_EXCEPTION
-    return document
+    return values_documents(ctx, [stream], [block], path)[0]
+
+
+def values_documents(ctx: Ctx, streams: list[Stream], blocks: list[Block], path: tuple[str, ...]) -> list[dict]:
+    """`values_document` of several streams (their lists rendered together)."""
+    documents = []
+    for stream, (text, broken) in zip(streams, _values_texts(ctx, streams, blocks, _value_fields(ctx, *path))):
+        document = {"Links": {}, "Items": orjson.Fragment(text), "UnitsAbbreviation": stream.units}
+        if broken:
+            document["WebException"] = WEB_EXCEPTION
+        documents.append(document)
+    return documents
 
 
 def timed_value_fragment(ctx: Ctx, stream: Stream, block: Block, *path: str) -> orjson.Fragment:
@@ -131,7 +161,7 @@ def timed_value_fragment(ctx: Ctx, stream: Stream, block: Block, *path: str) -> 
 
 def stream_recorded(ctx: Ctx, web_id: str) -> Reply:
     stream = ctx.stream(web_id)
-    block = _recorded_reader(ctx, ctx.max_count())(ctx, stream)
+    block = _recorded_reader(ctx, ctx.max_count())([stream])[0]
     return selected_reply(ctx, values_document(ctx, stream, block, ("items",)), len(block))
 
 
@@ -227,18 +257,20 @@ def _stream_identity(ctx: Ctx, stream: Stream) -> dict:
 
 def streamset_values(ctx: Ctx, streams: list[Stream], reader: Callable[[Ctx, Stream], Block]) -> Reply:
     """Items[StreamValues]: one value list per stream, in request order."""
-    items, total = [], 0
-    for stream in streams:
-        block = reader(ctx, stream)
-        document = values_document(ctx, stream, block, ("items", "items"))
+    return streamset_blocks(ctx, streams, [reader(ctx, stream) for stream in streams])
+
+
+def streamset_blocks(ctx: Ctx, streams: list[Stream], blocks: list[Block]) -> Reply:
+    """Items[StreamValues] of the streams' value blocks."""
+    items = []
+    for stream, document in zip(streams, values_documents(ctx, streams, blocks, ("items", "items"))):
         del document["Links"]
         items.append({**_stream_identity(ctx, stream), **document})
-        total += len(block)
-    return selected_reply(ctx, {"Links": {}, "Items": items}, total)
+    return selected_reply(ctx, {"Links": {}, "Items": items}, sum(len(block) for block in blocks))
 
 
 def _streamset_recorded(ctx: Ctx, streams: list[Stream]) -> Reply:
-    return streamset_values(ctx, streams, _recorded_reader(ctx, ctx.max_count()))
+    return streamset_blocks(ctx, streams, _recorded_reader(ctx, ctx.max_count())(streams))
 
 
 def _streamset_single(ctx: Ctx, streams: list[Stream], reader: Callable[[Ctx, Stream], Block], as_items: bool) -> Reply:

@@ -46,6 +46,7 @@ K_NUMBER, K_DIGITAL, K_STRING, K_SYSTEM = 0, 1, 2, 3
 
 _SALT_COUNT, _SALT_TIME, _SALT_MULT, _SALT_MULT_N, _SALT_NOISE = 1, 2, 3, 4, 5
 _SALT_SYS, _SALT_SYS_CODE, _SALT_Q, _SALT_ANN, _SALT_CORR, _SALT_DELAY, _SALT_STATE, _SALT_FIX = range(6, 14)
+_SALT_MASKS = np.arange(_SALT_FIX + 1, dtype=np.uint64) * np.uint64(0x9E3779B1)  # key of salt s = tag key ^ mask s
 
 
 @dataclass(frozen=True)
@@ -149,7 +150,7 @@ class ValueGenerator:
         self.seed = catalog.seed
         self.values_per_minute = values_per_minute
         self._profiles: dict[int, Profile] = {}
-        self._keys: dict[int, np.ndarray] = {}
+        self._tags: dict[int, _Tag] = {}
         self._cache: OrderedDict[tuple[int, int], Block] = OrderedDict()
         self._cache_size = cache_buckets
         self._lock = threading.Lock()  # the server thread and in-process ground truth share the cache
@@ -160,16 +161,12 @@ class ValueGenerator:
             profile = self._profiles[point.index] = profile_for(point, self.seed, self.values_per_minute)
         return profile
 
-    def _key(self, point: Point, salt: int) -> np.uint64:
-        return self._salted_keys(point)[salt]
-
-    def _salted_keys(self, point: Point) -> np.ndarray:
-        """The point's hash key for every salt (index = salt), derived once per point."""
-        keys = self._keys.get(point.index)
-        if keys is None:
-            salts = np.arange(_SALT_FIX + 1, dtype=np.uint64) * np.uint64(0x9E3779B1)
-            keys = self._keys[point.index] = hashrng.key(self.seed, point.index) ^ salts
-        return keys
+    def _tag(self, point: Point) -> "_Tag":
+        """The point's generation constants, derived once per point."""
+        tag = self._tags.get(point.index)
+        if tag is None:
+            tag = self._tags[point.index] = _Tag.of(point, self.profile(point), self.catalog, self.seed)
+        return tag
 
     # ---- public ---------------------------------------------------------------------------------------
     def block(self, point: Point, start_us: int, end_us: int) -> Block:
@@ -179,10 +176,22 @@ class ValueGenerator:
         if b1 - b0 <= 1:
             block = Block.concat([self._cached(point, b) for b in range(b0, b1 + 1)])
         else:
-            block = self._generate(point, np.arange(b0, b1 + 1, dtype=np.int64))
+            block = self._generate([point], [np.arange(b0, b1 + 1, dtype=np.int64)])[0]
         lo = int(np.searchsorted(block.ts, start_us, side="left"))
         hi = int(np.searchsorted(block.ts, end_us, side="right"))
         return block.take(slice(lo, hi))
+
+    def blocks(self, points: list[Point], start_us: int, end_us: int) -> list[Block]:
+        """`block` of every point, generated in one numpy pass: a stream set reads ~50 tags a day at a time, and
+        one pass per tag costs ~20 numpy calls of fixed overhead per tag. Not cached: such reads rarely repeat."""
+        if not points:
+            return []
+        buckets = []
+        for point in points:
+            size = self.profile(point).bucket_us
+            buckets.append(np.arange(start_us // size, end_us // size + 1, dtype=np.int64))
+        whole, bounds = self._generate(points, buckets, (start_us, end_us))
+        return [whole.take(slice(lo, hi)) for lo, hi in zip(bounds[:-1], bounds[1:])]
 
     def any_between(self, point: Point, start_us: int, end_us: int) -> bool:
         """Cheap test whether any raw value is stamped in [start, end] (channel polls skip quiet streams)."""
@@ -203,7 +212,7 @@ class ValueGenerator:
             if block is not None:
                 self._cache.move_to_end(cache_key)
                 return block
-        block = self._generate(point, np.array([bucket], dtype=np.int64))
+        block = self._generate([point], [np.array([bucket], dtype=np.int64)])[0]
         with self._lock:
             self._cache[cache_key] = block
             if len(self._cache) > self._cache_size:
@@ -211,37 +220,58 @@ class ValueGenerator:
         return block
 
     # ---- generation ------------------------------------------------------------------------------------
-    def _generate(self, point: Point, buckets: np.ndarray) -> Block:
-        p = self.profile(point)
-        size = p.bucket_us
-        per_bucket = p.instants_per_hour * size / HOUR_US
-        u_count = hashrng.uniform(self._key(point, _SALT_COUNT), buckets)
-        u_round = hashrng.uniform(self._key(point, _SALT_COUNT) ^ np.uint64(1), buckets)
-        counts = np.floor(per_bucket * (0.75 + 0.5 * u_count) + u_round).astype(np.int64)  # unbiased rounding
-        total = int(counts.sum())
-        bucket_of = np.repeat(buckets, counts)
+    def _generate(
+        self, points: list[Point], buckets: list[np.ndarray], window: tuple[int, int] | None = None
+    ) -> tuple[Block, list[int]]:
+        """The events of `buckets[i]` of `points[i]` for every i, as one block (tag after tag, in order) and the
+        offsets where each tag's events start (plus the end); with `window` (start, end), only the events
+        stamped in it (whole same-timestamp groups, so positions are unaffected).
+
+        Every tag's parameters become arrays gathered per bucket, instant or value, so the arithmetic on each
+        value is the very same floating-point sequence as for a tag on its own: a value does not depend on
+        which other tags share its pass."""
+        tags = [self._tag(p) for p in points]
+        per_tag = _TagArrays(tags)
+        tag_b = np.repeat(np.arange(len(tags)), [len(b) for b in buckets])
+        bucket = np.concatenate(buckets) if len(buckets) > 1 else buckets[0]
+        count_key = per_tag.keys[_SALT_COUNT][tag_b]
+        u_count = hashrng.uniform(count_key, bucket)
+        u_round = hashrng.uniform(count_key ^ np.uint64(1), bucket)
+        # unbiased rounding
+        counts = np.floor(per_tag.per_bucket[tag_b] * (0.75 + 0.5 * u_count) + u_round).astype(np.int64)
+        group = np.repeat(np.arange(len(bucket)), counts)  # (tag, bucket) group of each instant
+        bucket_of, tag = bucket[group], tag_b[group]
         starts = np.cumsum(counts) - counts
-        j = np.arange(total, dtype=np.int64) - np.repeat(starts, counts)
-        instant = bucket_of * (1 << 20) + j  # unique counter per instant
-        offsets = np.floor(hashrng.uniform(self._key(point, _SALT_TIME), instant) * size).astype(np.int64)
-        if p.whole_seconds:
-            offsets -= offsets % 1_000_000
-        ts = bucket_of * size + offsets
+        instant = bucket_of * (1 << 20) + (np.arange(len(group), dtype=np.int64) - starts[group])  # unique per tag
+        size = per_tag.size[tag]
+        offsets = np.floor(hashrng.uniform(per_tag.keys[_SALT_TIME][tag], instant) * size).astype(np.int64)
+        if per_tag.whole.any():
+            whole = np.flatnonzero(per_tag.whole[tag])
+            offsets[whole] -= offsets[whole] % 1_000_000
         counter = instant * 64
-        if p.mult_prob > 0:
-            u_mult = hashrng.uniform(self._key(point, _SALT_MULT), instant)
-            group = p.mult_min + np.floor(
-                hashrng.uniform(self._key(point, _SALT_MULT_N), instant) * (p.mult_max - p.mult_min + 1)
+        if per_tag.mult_prob.any():
+            mult = np.ones(len(instant), dtype=np.int64)
+            grouping = np.flatnonzero(per_tag.mult_prob[tag] > 0)
+            at, by = instant[grouping], tag[grouping]
+            u_mult = hashrng.uniform(per_tag.keys[_SALT_MULT][by], at)
+            size_of_group = per_tag.mult_min[by] + np.floor(
+                hashrng.uniform(per_tag.keys[_SALT_MULT_N][by], at) * per_tag.mult_span[by]
             )
-            mult = np.where(u_mult < p.mult_prob, group, 1).astype(np.int64)
-            ts = np.repeat(ts, mult)
+            mult[grouping] = np.where(u_mult < per_tag.mult_prob[by], size_of_group, 1).astype(np.int64)
             group_start = np.cumsum(mult) - mult
-            counter = np.repeat(counter, mult) + (np.arange(len(ts)) - np.repeat(group_start, mult))
-        order = np.argsort(ts, kind="stable")
-        ts, counter = ts[order], counter[order]
+            counter = np.repeat(counter, mult) + (np.arange(int(mult.sum())) - np.repeat(group_start, mult))
+        else:
+            mult = None
+        # Sorting each tag's events by time is sorting each (tag, bucket) group by its offset: buckets tile time
+        # (an offset is under a bucket, at most an hour < 2**32 us, so it never spills into the next group's key).
+        ts, key = bucket_of * size + offsets, group * (1 << 32) + offsets
+        if mult is not None:
+            ts, key, tag = (np.repeat(a, mult) for a in (ts, key, tag))
+        order = np.argsort(key, kind="stable")
+        ts, counter, tag = ts[order], counter[order], tag[order]
         n = len(ts)
         new_group = np.ones(n, dtype=bool)
-        new_group[1:] = ts[1:] != ts[:-1]
+        new_group[1:] = (ts[1:] != ts[:-1]) | (tag[1:] != tag[:-1])
         if new_group.all():  # no shared timestamp (most tags stamping fractions): skip the group arithmetic
             pos, alone = np.zeros(n, dtype=np.int32), new_group
         else:
@@ -250,72 +280,58 @@ class ValueGenerator:
             pos = (np.arange(n) - group_first[group_id]).astype(np.int32)
             group_size = np.diff(np.append(group_first, n))
             alone = group_size[group_id] == 1
+        if window is not None:
+            inside = np.flatnonzero((ts >= window[0]) & (ts <= window[1]))
+            ts, counter, tag, pos, alone = ts[inside], counter[inside], tag[inside], pos[inside], alone[inside]
+            n = len(ts)
 
         num = np.full(n, np.nan)
         code = np.full(n, -1, dtype=np.int32)
         sidx = np.full(n, -1, dtype=np.int32)
         kind = np.zeros(n, dtype=np.uint8)
-        # The per-value draws share one pass over the counters; flags are tested on the hashes directly.
-        salts = (_SALT_NOISE, _SALT_SYS, _SALT_Q, _SALT_ANN, _SALT_CORR)
-        h_noise, h_sys, h_q, h_ann, h_corr = hashrng.hashes_many(self._salted_keys(point)[list(salts)], counter)
-        u_noise = hashrng.to_unit(h_noise)
         alt_num, alt_code, alt_sidx = num.copy(), code.copy(), sidx.copy()
-        if p.kind in (NUMERIC, INTEGER):
-            base, amplitude, period, phase = self.catalog.signal_params(point.index)
-            # base + amplitude * sin(2 pi t / period + phase) + amplitude * 0.1 * (u_noise - 0.5), in place and
-            # in the same order of operations (so the same floats) without a temporary per operator.
-            raw = ts / 1e6
-            raw *= 2 * np.pi
-            raw /= period
-            raw += phase
-            np.sin(raw, out=raw)
-            raw *= amplitude
-            raw += base
-            u_noise -= 0.5
-            u_noise *= amplitude * 0.1
-            raw += u_noise
-            decimals = 0 if p.kind == INTEGER else p.decimals
-            num = np.round(raw, decimals)
-        elif p.kind == DIGITAL:
-            dset = DIGITAL_SETS[p.digital_set]
-            segment = ts // 420_000_000  # the state holds for 7-minute segments
-            u_state = hashrng.uniform(self._key(point, _SALT_STATE), segment)
-            code = np.searchsorted(np.cumsum(dset.weights), u_state * sum(dset.weights), side="right").astype(np.int32)
-            code = np.minimum(code, len(dset.states) - 1)
-            alt_code = ((code + 1) % len(dset.states)).astype(np.int32)
-            num, alt_num = code.astype(np.float64), alt_code.astype(np.float64)
-            kind[:] = K_DIGITAL
-        else:
-            sidx = np.minimum(np.floor(u_noise * len(STRING_VOCABULARY)), len(STRING_VOCABULARY) - 1).astype(np.int32)
-            alt_sidx = np.full(n, CORRECTED_INDEX, dtype=np.int32)
-            kind[:] = K_STRING
+        # The per-value draws share one pass over the counters; flags are tested on the hashes directly.
+        salts = [_SALT_NOISE, _SALT_SYS, _SALT_Q, _SALT_ANN, _SALT_CORR]
+        # A salted key is the tag's key ^ a salt constant: one gather, then a row per salt.
+        rows = per_tag.keys[0][tag][None, :] ^ _SALT_MASKS[salts][:, None]
+        h_noise, h_sys, h_q, h_ann, h_corr = hashrng.hashes_many(rows, counter)
+        u_noise = hashrng.to_unit(h_noise)
+        strings = np.flatnonzero(per_tag.family[tag] == _STRINGS)
+        if len(strings):
+            vocabulary = len(STRING_VOCABULARY)
+            sidx[strings] = np.minimum(np.floor(u_noise[strings] * vocabulary), vocabulary - 1).astype(np.int32)
+            alt_sidx[strings] = CORRECTED_INDEX
+            kind[strings] = K_STRING
+        for name in per_tag.digital_sets:
+            self._digital(ts, tag, per_tag, name, code, alt_code, num, alt_num, kind)
+        raw = self._signal(ts, tag, u_noise, per_tag, num)
 
-        system = hashrng.below(h_sys, p.sys_prob)
-        if p.system_run:
-            system |= (ts // HOUR_US) % 4 != 3
+        system = per_tag.below(h_sys, "sys_prob", tag)
+        if per_tag.system_run.any():
+            system |= per_tag.system_run[tag] & ((ts // HOUR_US) % 4 != 3)
         if system.any():
-            choice = np.floor(
-                hashrng.uniform(self._key(point, _SALT_SYS_CODE), counter[system]) * len(VALUE_SYSTEM_CODES)
-            )
+            drawn = hashrng.uniform(per_tag.keys[_SALT_SYS_CODE][tag[system]], counter[system])
+            choice = np.floor(drawn * len(VALUE_SYSTEM_CODES))
             code[system] = np.asarray(VALUE_SYSTEM_CODES, dtype=np.int32)[choice.astype(np.int64)]
             kind[system] = K_SYSTEM
             num[system] = np.nan
             sidx[system] = -1
-        questionable = hashrng.below(h_q, p.questionable_prob) & ~system
-        annotated = hashrng.below(h_ann, p.annotated_prob)
-        corrected = alone & ~system & hashrng.below(h_corr, p.correction_prob)
+        questionable = per_tag.below(h_q, "questionable_prob", tag) & ~system
+        annotated = per_tag.below(h_ann, "annotated_prob", tag)
+        corrected = alone & ~system & per_tag.below(h_corr, "correction_prob", tag)
         # The correction's value and delay matter only where one exists (alt_* are read where corr_at <= now),
         # so they are hashed for those few values alone.
         fixed = np.flatnonzero(corrected)
-        if p.kind in (NUMERIC, INTEGER):
-            fix = amplitude * 0.02 * (1 + hashrng.uniform(self._key(point, _SALT_FIX), counter[fixed]))
-            alt_num[fixed] = np.round(raw[fixed] + fix, decimals)
-        delay = 5_000_000 + np.floor(
-            hashrng.uniform(self._key(point, _SALT_DELAY), counter[fixed]) * (CORRECTION_MAX_DELAY_US - 5_000_000)
-        )
+        fixed_numbers = fixed[per_tag.family[tag[fixed]] == _NUMBERS]
+        if len(fixed_numbers):
+            by = tag[fixed_numbers]
+            fix = per_tag.fix_scale[by] * (1 + hashrng.uniform(per_tag.keys[_SALT_FIX][by], counter[fixed_numbers]))
+            _round_into(alt_num, fixed_numbers, raw[fixed_numbers] + fix, per_tag.decimals[by])
+        u_delay = hashrng.uniform(per_tag.keys[_SALT_DELAY][tag[fixed]], counter[fixed])
+        delay = 5_000_000 + np.floor(u_delay * (CORRECTION_MAX_DELAY_US - 5_000_000))
         corr_at = np.full(n, NEVER, dtype=np.int64)
         corr_at[fixed] = ts[fixed] + delay.astype(np.int64)
-        return Block(
+        block = Block(
             ts,
             pos,
             kind,
@@ -330,6 +346,128 @@ class ValueGenerator:
             alt_code,
             alt_sidx,
         )
+        return block, [0, *np.cumsum(np.bincount(tag, minlength=len(tags))).tolist()]
+
+    @staticmethod
+    def _digital(ts: np.ndarray, tag: np.ndarray, per_tag: "_TagArrays", name: str, code: np.ndarray,
+                 alt_code: np.ndarray, num: np.ndarray, alt_num: np.ndarray, kind: np.ndarray) -> None:
+        """States of the values of the tags of digital set `name`: each holds for a 7-minute segment."""
+        where = np.flatnonzero(per_tag.digital_set[tag] == per_tag.digital_sets.index(name))
+        dset = DIGITAL_SETS[name]
+        u_state = hashrng.uniform(per_tag.keys[_SALT_STATE][tag[where]], ts[where] // 420_000_000)
+        state = np.searchsorted(np.cumsum(dset.weights), u_state * sum(dset.weights), side="right").astype(np.int32)
+        state = np.minimum(state, len(dset.states) - 1)
+        alt = ((state + 1) % len(dset.states)).astype(np.int32)
+        code[where], alt_code[where] = state, alt
+        num[where], alt_num[where] = state.astype(np.float64), alt.astype(np.float64)
+        kind[where] = K_DIGITAL
+
+    @staticmethod
+    def _signal(ts: np.ndarray, tag: np.ndarray, u_noise: np.ndarray, per_tag: "_TagArrays", num: np.ndarray
+                ) -> np.ndarray:
+        """Numbers of the numeric tags' values (rounded into `num`); returns the unrounded signal (NaN elsewhere)
+        for the corrections. base + amplitude * sin(2 pi t / period + phase) + amplitude * 0.1 * (u_noise - 0.5),
+        in place and in the same order of operations (so the same floats) without a temporary per operator."""
+        numbers = per_tag.family[tag] == _NUMBERS
+        every = bool(numbers.all())
+        where = slice(None) if every else np.flatnonzero(numbers)
+        by = tag if every else tag[where]
+        raw = ts[where] / 1e6
+        raw *= 2 * np.pi
+        raw /= per_tag.period[by]
+        raw += per_tag.phase[by]
+        np.sin(raw, out=raw)
+        raw *= per_tag.amplitude[by]
+        raw += per_tag.base[by]
+        noise = u_noise[where]
+        noise -= 0.5
+        noise *= per_tag.noise_scale[by]
+        raw += noise
+        if every:
+            _round_into(num, slice(None), raw, per_tag.decimals[by])
+            return raw
+        out = np.full(len(ts), np.nan)
+        out[where] = raw
+        _round_into(num, where, raw, per_tag.decimals[by])
+        return out
+
+
+_NUMBERS, _DIGITALS, _STRINGS = 0, 1, 2
+
+
+@dataclass(frozen=True)
+class _Tag:
+    """What generation needs of one point, as plain numbers (gathered into arrays per pass)."""
+
+    keys: np.ndarray  # hash key per salt (index = salt)
+    size: int  # bucket length, us
+    per_bucket: float  # mean instants per bucket
+    family: int  # _NUMBERS, _DIGITALS or _STRINGS
+    decimals: int
+    digital_set: str
+    signal: tuple[float, float, float, float]  # base, amplitude, period, phase (numbers only)
+    profile: Profile
+
+    @staticmethod
+    def of(point: Point, p: Profile, catalog: Catalog, seed: int) -> "_Tag":
+        numbers = p.kind in (NUMERIC, INTEGER)
+        family = _NUMBERS if numbers else _DIGITALS if p.kind == DIGITAL else _STRINGS
+        return _Tag(
+            keys=hashrng.key(seed, point.index) ^ _SALT_MASKS,
+            size=p.bucket_us,
+            per_bucket=p.instants_per_hour * p.bucket_us / HOUR_US,
+            family=family,
+            decimals=0 if p.kind == INTEGER else p.decimals,
+            digital_set=p.digital_set if family == _DIGITALS else "",
+            signal=catalog.signal_params(point.index) if numbers else (0.0, 1.0, 1.0, 0.0),
+            profile=p,
+        )
+
+
+class _TagArrays:
+    """The tags of one pass, each constant as an array indexed by the tag's position (gathered per value)."""
+
+    def __init__(self, tags: list[_Tag]) -> None:
+        self.tags = tags
+        self.keys = np.stack([t.keys for t in tags], axis=1)  # (salt, tag)
+        self.size = np.array([t.size for t in tags], dtype=np.int64)
+        self.per_bucket = np.array([t.per_bucket for t in tags])
+        self.family = np.array([t.family for t in tags], dtype=np.int8)
+        self.decimals = np.array([t.decimals for t in tags], dtype=np.int64)
+        self.digital_sets = sorted({t.digital_set for t in tags if t.family == _DIGITALS})
+        self.digital_set = np.array([self.digital_sets.index(t.digital_set) if t.family == _DIGITALS else -1
+                                     for t in tags], dtype=np.int64)
+        profiles = [t.profile for t in tags]
+        self.whole = np.array([p.whole_seconds for p in profiles], dtype=bool)
+        self.system_run = np.array([p.system_run for p in profiles], dtype=bool)
+        self.mult_prob = np.array([p.mult_prob for p in profiles])
+        self.mult_min = np.array([p.mult_min for p in profiles], dtype=np.int64)
+        self.mult_span = np.array([p.mult_max - p.mult_min + 1 for p in profiles], dtype=np.int64)
+        base, amplitude, period, phase = zip(*(t.signal for t in tags))
+        self.base, self.amplitude = np.array(base), np.array(amplitude)
+        self.period, self.phase = np.array(period), np.array(phase)
+        self.noise_scale = np.array([a * 0.1 for a in amplitude])
+        self.fix_scale = np.array([a * 0.02 for a in amplitude])
+
+    def below(self, h: np.ndarray, probability: str, tag: np.ndarray) -> np.ndarray:
+        """`hashrng.below` with each value's tag's probability (one comparison when the tags agree)."""
+        probabilities = [getattr(t.profile, probability) for t in self.tags]
+        if len(set(probabilities)) == 1:
+            return hashrng.below(h, probabilities[0])
+        return hashrng.below(h, np.array(probabilities)[tag])
+
+
+def _round_into(out: np.ndarray, where: "np.ndarray | slice", values: np.ndarray, decimals: np.ndarray) -> None:
+    """out[where] = np.round(values, decimals) with a number of decimals per value (0..8): numpy rounds as
+    rint(x * 10**d) / 10**d with exact powers of ten, so a scale per value gives the very same floats."""
+    scale = _POWERS_OF_TEN[decimals]
+    values = values * scale
+    np.rint(values, out=values)
+    values /= scale
+    out[where] = values
+
+
+_POWERS_OF_TEN = np.array([10.0**d for d in range(9)])
 
 
 def system_block(ts: np.ndarray, code: int) -> Block:

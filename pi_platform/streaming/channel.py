@@ -194,14 +194,23 @@ class ChannelSocket:
             if on_open is not None:
                 await on_open()
             while True:
+                # Not asyncio.wait_for: before Python 3.12 it returns the message instead of raising when the task
+                # is cancelled just as one arrives, and the connection then outlives its close (the collector's
+                # stop waited for it forever).
+                recv = asyncio.ensure_future(connection.recv(decode=False))
                 try:
-                    message = await asyncio.wait_for(connection.recv(decode=False), self.options.dead_channel_timeout_s)
-                except TimeoutError:
+                    done, _ = await asyncio.wait([recv], timeout=self.options.dead_channel_timeout_s)
+                finally:
+                    if not recv.done():
+                        recv.cancel()  # recv() is cancellation-safe: no message is half-consumed
+                if not done:
                     dead = True
                     raise DeadChannelError(
                         f"channel to {_host(self.url)} sent no data or heartbeat for "
                         f"{self.options.dead_channel_timeout_s:g}s; reconnecting"
-                    ) from None
+                    )
+                try:
+                    message = recv.result()
                 except ConnectionClosed as exc:
                     raise ChannelError(f"channel to {_host(self.url)} closed (code {exc.code})") from None
                 yield message if isinstance(message, bytes) else message.encode()

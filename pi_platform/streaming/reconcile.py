@@ -53,14 +53,33 @@ def _keys(table: pa.Table) -> pd.MultiIndex:
     )
 
 
+def _in_groups(table: pa.Table, groups: pd.MultiIndex) -> np.ndarray:
+    """Per row: is its (web_id, ts) one of `groups`. Groups are mostly a few late groups against a whole batch,
+    so rows are first narrowed, vectorised, to those whose stream and timestamp both occur in `groups`; only
+    those few get the exact (pair) check."""
+    inside = np.zeros(table.num_rows, dtype=bool)
+    if table.num_rows == 0 or len(groups) == 0:
+        return inside
+    web_ids = pa.array(groups.get_level_values(0).unique().to_numpy(), table.schema.field("web_id").type)
+    stamps = pa.array(np.unique(groups.get_level_values(1).to_numpy(dtype=np.int64)), pa.int64())
+    maybe = pc.and_(pc.is_in(table["timestamp"].cast(pa.int64()), value_set=stamps),
+                    pc.is_in(table["web_id"], value_set=web_ids))
+    candidates = np.flatnonzero(maybe.to_numpy(zero_copy_only=False))
+    if len(candidates):
+        inside[candidates] = _keys(table.take(pa.array(candidates))).isin(groups)
+    return inside
+
+
 def _compare(table: pa.Table, marks: dict[str, int], op: np.ufunc) -> np.ndarray:
-    """op(timestamp, mark of the row's stream); False for streams without a mark."""
+    """op(timestamp, mark of the row's stream); False for streams without a mark. Marks are looked up once per
+    distinct stream (dictionary encoding), not per row."""
     if table.num_rows == 0 or not marks:
         return np.zeros(table.num_rows, dtype=bool)
-    mark = pd.Series(table["web_id"].to_numpy(zero_copy_only=False)).map(marks).to_numpy(dtype="float64", na_value=np.nan)
+    encoded = pc.dictionary_encode(table["web_id"]).combine_chunks()
+    per_stream = np.array([marks.get(w, np.nan) for w in encoded.dictionary.to_pylist()], dtype="float64")
     ts = table["timestamp"].cast(pa.int64()).to_numpy(zero_copy_only=False)
     with np.errstate(invalid="ignore"):
-        return op(ts, mark)  # NaN compares False
+        return op(ts, per_stream[encoded.indices.to_numpy(zero_copy_only=False)])  # NaN compares False
 
 
 def _at_or_below(table: pa.Table, hwm: dict[str, int]) -> np.ndarray:
@@ -79,7 +98,7 @@ def late_groups(channel: pa.Table, hwm: dict[str, int], covered: pd.MultiIndex |
     if channel.num_rows == 0:
         return pd.MultiIndex.from_arrays([[], []], names=["web_id", "ts"])
     late = _at_or_below(channel, hwm) | channel["substituted"].to_numpy(zero_copy_only=False)
-    keys = _keys(channel)[late].unique()
+    keys = _keys(channel.filter(pa.array(late))).unique()
     if covered is not None and len(covered):
         keys = keys[~keys.isin(covered)]
     return keys
@@ -89,7 +108,7 @@ def select_groups(values: pa.Table, groups: pd.MultiIndex) -> pa.Table:
     """Rows of `values` whose (web_id, ts) is in `groups` (verification reads cover a wider range)."""
     if values.num_rows == 0 or len(groups) == 0:
         return values.slice(0, 0)
-    return values.filter(pa.array(_keys(values).isin(groups)))
+    return values.filter(pa.array(_in_groups(values, groups)))
 
 
 def compose(
@@ -129,7 +148,7 @@ def _fresh(channel: pa.Table, covered: pd.MultiIndex) -> pa.Table:
         return STREAM_SCHEMA.empty_table()
     channel = channel.cast(CHANNEL_SCHEMA)
     if len(covered):
-        channel = channel.filter(pa.array(~_keys(channel).isin(covered)))
+        channel = channel.filter(pa.array(~_in_groups(channel, covered)))
         if channel.num_rows == 0:
             return STREAM_SCHEMA.empty_table()
     group, position = _groups(channel)

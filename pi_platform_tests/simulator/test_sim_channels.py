@@ -230,3 +230,20 @@ def test_fast_channel_with_late_polls_failures_and_edits_equals_recorded(make_si
     assert any(v for v in plant.recorded(edited.web_id, FROZEN_NOW, end, now=end)["value"].to_pylist() if v == 1.5)
     substituted = [i for m in messages for s in m["Items"] for i in s["Items"] if i["Substituted"]]
     assert len(substituted) > 3  # corrections sent late (after a step past their time) and re-sent
+
+
+def test_channel_negotiates_no_compression_and_sends_text(make_simulator):
+    """PI Web API's WebSockets (.NET Framework) negotiate no extension: a client offering permessage-deflate
+    gets plain frames, and every message is a text frame of JSON."""
+    sim = make_simulator(now=FROZEN_NOW)
+    point = sim.plant.points[0]
+
+    async def run() -> tuple[str | None, str | bytes]:
+        url = _channel_url(sim, [point.web_id], includeInitialValues="true")
+        async with websockets.connect(url, compression="deflate") as ws:
+            return ws.response.headers.get("Sec-WebSocket-Extensions"), await asyncio.wait_for(ws.recv(), 10)
+
+    extensions, message = asyncio.run(run())
+    assert extensions is None
+    assert isinstance(message, str)
+    assert [s["WebId"] for s in orjson.loads(message)["Items"]] == [point.web_id]

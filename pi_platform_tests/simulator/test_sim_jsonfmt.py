@@ -143,3 +143,40 @@ def test_flag_draws_on_hashes_equal_the_float_draws():
     for h in (rows[0], exact):
         for p in (0.0, 2.0**-53, 1.5 * 2.0**-53, 0.002, 0.004, 0.3, 0.5, 1 - 2.0**-53, 1.0, 1.5):
             assert np.array_equal(hashrng.below(h, p), hashrng.to_unit(h.copy()) < p), p
+
+
+def test_lists_rendered_together_equal_each_list_alone(plant: Plant):
+    """A stream set's lists share numpy passes (timed_values_many): each must still be orjson of its dicts,
+    whatever the mix of kinds, units, lengths (empty, small, long) and selected fields."""
+    points = _points(plant)
+    blocks = [plant.block(p, to_us(START), to_us(NOW)) for p in points]
+    blocks[1], blocks[2] = blocks[1].take(slice(0, 0)), blocks[2].take(slice(0, 5))
+    units = [UNITS[k % len(UNITS)] for k in range(len(points))]
+    references = [_reference(plant, p, u)[: len(b)] for p, u, b in zip(points, units, blocks)]
+    client = ("Timestamp", "Value", "Good", "Questionable", "Substituted", "Annotated")  # the client's selection
+    for fields in (None, client, ("Value",), ("Timestamp", "UnitsAbbreviation"), ()):
+        texts = jsonfmt.timed_values_many(blocks, points, units, fields)
+        for point, expected, text in zip(points, references, texts):
+            kept = [{f: v for f, v in item.items() if fields is None or f in fields} for item in expected]
+            assert text == orjson.dumps(kept), (point.name, fields)
+
+
+def test_key_and_single_draws_equal_the_array_hash():
+    """hashrng.key/uniform1 run on Python integers; they must equal the numpy splitmix they stand for."""
+    rng = np.random.default_rng(5)
+    for parts in [(), (0,), (-1,), (42, 7), (2**64 - 1, 3, 99), *[tuple(rng.integers(-2**62, 2**62, 3).tolist())
+                                                                   for _ in range(200)]]:
+        acc = np.zeros(1, dtype=np.uint64)
+        for part in parts:
+            acc = hashrng._mix_in_place(acc ^ np.uint64(((part & 0xFFFFFFFFFFFFFFFF) + 0x9E3779B97F4A7C15) % 2**64))
+        assert hashrng.key(*parts) == acc[0]
+        assert hashrng.uniform1(*parts) == hashrng.uniform(acc[0], np.zeros(1, dtype=np.uint64))[0]
+
+
+def test_per_value_probabilities_draw_like_one_probability_each():
+    h = hashrng.hashes(hashrng.key(3), np.arange(20_000))
+    probabilities = np.array([0.0, 2.0**-53, 0.004, 0.3, 1 - 2.0**-53, 1.0, 1.5, -0.1])
+    p = probabilities[np.arange(len(h)) % len(probabilities)]
+    expected = np.concatenate([hashrng.below(h[k :: len(probabilities)], q) for k, q in enumerate(probabilities)])
+    order = np.concatenate([np.arange(len(h))[k :: len(probabilities)] for k in range(len(probabilities))])
+    assert np.array_equal(hashrng.below(h, p)[order], expected)

@@ -120,3 +120,22 @@ def test_fast_tags_use_short_buckets_and_stay_consistent():
     parts = [plant.recorded(web_id, a, b - tick) for a, b in zip(edges, edges[1:])]
     assert pa.concat_tables(parts).equals(hour)
     assert plant.generator.profile(plant.points[0]).bucket_us < 3_600_000_000
+
+
+def test_many_tags_generated_in_one_pass_equal_each_tag_generated_alone():
+    """A stream set's tags are generated together (ValueGenerator.blocks, readers.recorded_many); every value
+    must be the one the tag gets alone, over tags of every kind, rate and edge case, and a failure window."""
+    from pi_platform.pitime import to_us
+    from pi_platform.simulator import readers
+    from pi_platform.simulator.failures import Failure
+
+    plant = Plant(seed=4, n_tags=40, values_per_minute=2.0, edge_tags=True, now=NOW, flat_fraction=0.1)
+    plant.failure_log.add(Failure("tag", plant.points[3].name, "io_timeout", to_us(START) + 3_600_000_000))
+    now, start = to_us(NOW), to_us(START)
+    for end, max_count in ((to_us(END), 10**9), (now + 3_600_000_000, 500), (start + 1_000_000, 10**9)):
+        together = readers.recorded_many(plant, plant.points, start, end, now, max_count)
+        for point, block in zip(plant.points, together):
+            alone = readers.recorded(plant, point, start, end, now, max_count)
+            for name in block.__dataclass_fields__:
+                assert np.array_equal(getattr(block, name), getattr(alone, name), equal_nan=True), (point.name, name)
+    assert sum(len(b) for b in together) > 0

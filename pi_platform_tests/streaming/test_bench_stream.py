@@ -22,9 +22,12 @@ def test_live_rates_report_each_rate_and_the_highest_sustained(tmp_path):
     assert [r["target_values_per_s"] for r in runs] == [60, 600]
     for run in runs:
         assert run["values_per_s"] > 0 and run["samples"] > 0 and run["poll_interval_s"] == 0.25
-        assert 0 < run["simulator_cpu_share"] < 1 and run["simulator_window_cpu_s"] > 0
+        assert run["settled_before_window"]  # the start-up backfill was worked off before the window opened
+        # a 2 s window at 60 values/s may cost the simulator less than one 10 ms CPU tick: > 0 only over all runs
+        assert 0 <= run["simulator_cpu_share"] < 1 and run["simulator_window_cpu_s"] >= 0
         # the verdict follows the stated rule: (nearly) all committed and latency not growing
         assert run["sustained"] == (run["values_per_s"] >= 0.95 * run["target_values_per_s"]
                                     and run["latency_growth_s"] is not None and run["latency_growth_s"] < 0.5)
+    assert any(r["simulator_window_cpu_s"] > 0 for r in runs)
     sustained = [r["target_values_per_s"] for r in runs if r["sustained"]]
     assert report["max_sustained_live_values_per_s"] == (max(sustained) if sustained else None)
