@@ -153,8 +153,12 @@ def commit_values(
 
 def in_window(values: pa.Table, window: DayWindow) -> pa.Table:
     """Drop values stamped exactly at the window's end: PI's range includes both bounds, but that instant
-    is the first of the next day's partition, whose run reads it."""
-    return values.filter(pc.less(values["timestamp"], pa.scalar(window.end_time, values["timestamp"].type)))
+    is the first of the next day's partition, whose run reads it. Most chunks hold no such value and are
+    passed on as they are: filtering copies every column (~0.1 µs a value) to drop that one row."""
+    inside = pc.less(values["timestamp"], pa.scalar(window.end_time, values["timestamp"].type))
+    if inside.null_count == 0 and pc.all(inside).as_py():
+        return values
+    return values.filter(inside)
 
 
 def with_event_date(values: pa.Table, window: DayWindow) -> pa.Table:
