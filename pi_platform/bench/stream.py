@@ -279,7 +279,9 @@ def _live_processes(work: Path, sim_url: str, web_ids: list[str], shards: int, s
     processes = []
     for shard in layout:
         write_subscription(shard.state_dir(root) if shard else root, web_ids)
-        processes.append(CollectorProcess(root, lake, sim_url, ["--batch-age", "0.25", "--heartbeat-rate", "2"],
+        # a bounded stop: an overloaded collector would otherwise drain its whole backlog before exiting
+        processes.append(CollectorProcess(root, lake, sim_url, ["--batch-age", "0.25", "--heartbeat-rate", "2",
+                                                                "--stop-drain", "10"],
                                           shard=shard).start())
     try:
         wait_until(lambda: all(p.current() and (p.status().get("commits") or 0) >= 3 and not p.status().get("gaps")

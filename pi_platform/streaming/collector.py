@@ -16,6 +16,7 @@ happened while nobody listened), so a crash, a network drop or a long outage los
 import asyncio
 import contextlib
 import logging
+import math
 import os
 import time
 from collections import OrderedDict
@@ -60,6 +61,11 @@ class CollectorConfig:
     batch_max_bytes: int = 16 << 20  # of raw channel JSON per micro-batch
     batch_max_age_s: float = 1.0
     max_buffer_bytes: int = 256 << 20  # WAL tail held in memory before sockets are pushed back
+    # On stop, micro-batches go on committing what was received for at most this long (None: all of it); the rest
+    # stays in the WAL and is committed on the next start, exactly once either way. Draining a full buffer behind
+    # a backlog takes minutes, past a supervisor's grace period (Kubernetes' default: 30 s). All by default: a
+    # layout change (PI_STREAM_SHARDS) needs the old collectors' WALs committed before the new shards start.
+    stop_drain_s: float | None = None
     start: str = "*"  # where a never-committed stream's data starts (PI time)
     # Every (re)connect re-reads this much before each stream's last committed value: corrections PI made
     # while nobody listened are otherwise invisible (PI Web API has no "modified since" query).
@@ -130,6 +136,7 @@ class Collector:
         self._verified_groups = 0
         self._last_error: str | None = None
         self._stopping = False
+        self._drain_until = math.inf  # set on stop when `stop_drain_s` bounds the drain
         self.ready = asyncio.Event()  # set once the WAL is open and messages may be accepted
 
     # ------------------------------------------------------------------ lifecycle
@@ -168,6 +175,8 @@ class Collector:
                         raise task.exception()  # type: ignore[misc]
                 # Graceful stop: no new subscriptions or sockets, then the batcher drains what was received.
                 self._stopping = True
+                if self.config.stop_drain_s is not None:
+                    self._drain_until = time.monotonic() + self.config.stop_drain_s
                 for task in tasks[1:]:
                     task.cancel()
                 await asyncio.gather(*tasks[1:], return_exceptions=True)
@@ -434,6 +443,11 @@ class Collector:
         delay = 0.5
         while True:
             if stop.is_set() and not self.wal.buffered_records and self._auth.empty():
+                return
+            if self._stopping and time.monotonic() >= self._drain_until:
+                log.warning("stopping with %d received messages not yet committed: they stay in the write-ahead log "
+                            "and are committed on the next start (%d pending PI reads: the restart's gap read repeats them)",
+                            self.wal.buffered_records, self._auth.qsize())
                 return
             if not await self._wait_for_input(stop):
                 continue

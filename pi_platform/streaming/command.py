@@ -54,6 +54,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch-age", type=float, default=1.0, help="seconds a micro-batch may wait (default 1)")
     parser.add_argument("--batch-bytes", type=int, default=16 << 20, help="raw JSON bytes per micro-batch")
     parser.add_argument("--buffer-bytes", type=int, default=256 << 20, help="in-memory buffer before back-pressure")
+    parser.add_argument("--stop-drain", type=float, default=None,
+                        help="seconds a stop keeps committing what was received; the rest stays in the WAL for the "
+                        "next start (default: all of it; under Kubernetes, less than the pod's grace period)")
     parser.add_argument("--heartbeat-rate", type=int, default=5, help="channel heartbeatRate (0: none)")
     parser.add_argument("--dead-channel-timeout", type=float, default=60.0,
                         help="seconds without data or heartbeat before a channel is declared dead")
@@ -95,6 +98,7 @@ def run(args: argparse.Namespace) -> int:
         batch_max_bytes=args.batch_bytes,
         batch_max_age_s=args.batch_age,
         max_buffer_bytes=args.buffer_bytes,
+        stop_drain_s=args.stop_drain,
         start=args.start,
         correction_lookback_s=args.correction_lookback,
         fsync=not args.no_fsync,

@@ -129,3 +129,45 @@ def test_unusable_items_go_to_quarantine_once_and_good_values_still_land(tmp_pat
     StreamSink(store, config.app_id).quarantine(quarantined.select(["web_id", "reason", "raw"]))
     assert store.read("quarantine").num_rows == 2
 
+
+
+def test_a_stop_behind_a_backlog_leaves_the_rest_to_the_next_start(make_simulator, tmp_path):
+    """With `stop_drain_s`, a stop commits for at most that long: the rest stays in the WAL and the next start (which
+    drains everything, the default) commits it, once."""
+    sim = make_simulator(n_tags=12, now=datetime(2024, 5, 1, 12, tzinfo=timezone.utc))
+    web_ids = [p.web_id for p in sim.plant.points]
+    options = ChannelOptions(include_initial_values=True, heartbeat_rate=0)
+    messages = [m for _, url in channel_urls(sim.base_url, web_ids, options)
+                for m in asyncio.run(_capture(url, options, 1))]
+    state_dir, lake = tmp_path / "state", tmp_path / "lake"
+    wal = WriteAheadLog(state_dir / WAL_DIR)
+    wal.open(0)
+    # a backlog: the same messages received again and again over separate sockets, one record per micro-batch
+    wal.append_sync([(1_000 + i, f"c{i}#0", m) for i in range(6) for m in messages])
+    wal.close()
+    write_subscription(state_dir, [])
+    pi = PIWebAPIConfig(url=sim.base_url)
+    tiny = max(len(m) for m in messages)  # a batch takes what reached its size limit: one message
+    hasty = CollectorConfig(state_dir=state_dir, delta_root=str(lake), batch_max_age_s=0.1, batch_max_bytes=tiny,
+                            stop_drain_s=0.0)
+
+    async def stop_after_first_commit(collector: Collector) -> int:
+        stop = asyncio.Event()
+        task = asyncio.create_task(collector.run(stop))
+        while collector._commits == 0:  # noqa: SLF001 - test observes progress
+            await asyncio.sleep(0.01)
+        stop.set()
+        await asyncio.wait_for(task, 30)
+        return collector.wal.buffered_records
+
+    left = asyncio.run(stop_after_first_commit(Collector(hasty, pi)))
+    assert left > 0  # it stopped without draining the backlog
+    assert 0 < StreamSink(DeltaStore(str(lake)), hasty.app_id).committed_offset() < wal_records(state_dir)[-1].end
+
+    patient = CollectorConfig(state_dir=state_dir, delta_root=str(lake), batch_max_age_s=0.1)
+    asyncio.run(_run_until_idle(Collector(patient, pi)))
+    expected = sort_values(parse_records(wal_records(state_dir)[: len(messages)]).rows.select(VALUE_SCHEMA.names))
+    committed = sort_values(table_values(lake))
+    assert committed.num_rows == expected.num_rows > 0  # the repeats neither lost nor doubled anything
+    assert committed.equals(expected.cast(committed.schema))
+    assert StreamSink(DeltaStore(str(lake)), patient.app_id).committed_offset() == wal_records(state_dir)[-1].end
