@@ -305,7 +305,8 @@ def _live_processes(work: Path, sim_url: str, web_ids: list[str], shards: int, s
                 "cpu_percent": None if cpu is None else round(100 * cpu / wall, 1),
                 "peak_rss_bytes": pid_peak_rss_bytes(process.process.pid),
             })
-        exit_codes = [p.terminate() for p in processes]
+        # --stop-drain 10 plus the batch in hand, which behind a backlog can be a merge of a minute or more
+        exit_codes = [p.terminate(timeout=180) for p in processes]
     finally:
         for process in processes:
             process.cleanup()
