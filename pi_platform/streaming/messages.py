@@ -47,57 +47,51 @@ def parse_records(records: list[WalRecord]) -> ParsedMessages:
 
     All messages' streams go through one column build: building per message cost more than the values in it
     at live rates (many small messages per micro-batch). Only when that build rejects a value or fails is the
-    batch built message by message, which attributes each reject or failure to its own message.
+    batch built message by message (from the pages already parsed), which attributes each reject or failure to
+    its own message.
     """
-    pages: list[StreamPage] = []
-    counts: list[int] = []
-    readable: list[WalRecord] = []
+    readable: list[tuple[WalRecord, list[StreamPage]]] = []
     rejects: list[pa.Table] = []
     for record in records:
         try:
-            own = _pages(orjson.loads(record.payload))
+            readable.append((record, _pages(orjson.loads(record.payload))))
         except (orjson.JSONDecodeError, ValueError, KeyError, TypeError, AttributeError) as exc:
             rejects.append(_whole_message_reject(record, f"unreadable channel message: {exc}"))
-            continue
-        pages.extend(own)
-        counts.append(sum(len(page.items) for page in own))
-        readable.append(record)
-    try:
-        batch, _ = build_batch(pages)
-    except (ValueError, KeyError, TypeError, AttributeError):
-        return _parse_each(records)
-    record_of_row = pa.array(np.repeat(np.arange(len(readable)), counts), pa.int64())
-    if batch.rejects.num_rows or batch.values.num_rows != len(record_of_row):
-        return _parse_each(records)
-    received = pa.array([r.received_at_ns // 1000 for r in readable], pa.int64()).cast(TIMESTAMP)
-    sources = pa.array([r.source for r in readable], pa.string())
-    rows = (batch.values.append_column(RECEIVED_AT, received.take(record_of_row))
-            .append_column("source", sources.take(record_of_row)).cast(CHANNEL_SCHEMA))
-    bad = pa.concat_tables(rejects).cast(REJECT_SCHEMA) if rejects else REJECT_SCHEMA.empty_table()
-    return ParsedMessages(rows, bad)
-
-
-def _parse_each(records: list[WalRecord]) -> ParsedMessages:
     tables: list[pa.Table] = []
-    rejects: list[pa.Table] = []
-    for record in records:
-        received = pa.scalar(record.received_at_ns // 1000, pa.int64()).cast(TIMESTAMP)
-        try:
-            batch, _ = build_batch(_pages(orjson.loads(record.payload)))
-        except (orjson.JSONDecodeError, ValueError, KeyError, TypeError, AttributeError) as exc:
-            rejects.append(_whole_message_reject(record, f"unreadable channel message: {exc}"))
-            continue
-        n = batch.values.num_rows
-        if n:
-            tables.append(
-                batch.values.append_column(RECEIVED_AT, pa.array(np.full(n, received.value), TIMESTAMP))
-                .append_column("source", pa.array([record.source] * n, pa.string()))
-            )
-        if batch.rejects.num_rows:
-            rejects.append(batch.rejects)
+    counts = [sum(len(page.items) for page in pages) for _, pages in readable]
+    try:
+        batch, _ = build_batch([page for _, pages in readable for page in pages])
+        together = not batch.rejects.num_rows and batch.values.num_rows == sum(counts)  # a row per item: in order
+    except _BUILD_ERRORS:
+        together = False
+    if together:
+        tables.append(_tagged(batch.values, [record for record, _ in readable], counts))
+    else:
+        for record, pages in readable:
+            try:
+                batch, _ = build_batch(pages)
+            except _BUILD_ERRORS as exc:
+                rejects.append(_whole_message_reject(record, f"unreadable channel message: {exc}"))
+                continue
+            tables.append(_tagged(batch.values, [record], [batch.values.num_rows]))
+            if batch.rejects.num_rows:
+                rejects.append(batch.rejects)
     rows = pa.concat_tables(tables).cast(CHANNEL_SCHEMA) if tables else CHANNEL_SCHEMA.empty_table()
     bad = pa.concat_tables(rejects).cast(REJECT_SCHEMA) if rejects else REJECT_SCHEMA.empty_table()
     return ParsedMessages(rows, bad)
+
+
+_BUILD_ERRORS = (ValueError, KeyError, TypeError, AttributeError)
+
+
+def _tagged(values: pa.Table, records: list[WalRecord], counts: list[int]) -> pa.Table:
+    """`values` (the rows of `records`, `counts[i]` of them from record i, in order) with each row's receive time
+    and source."""
+    record_of_row = pa.array(np.repeat(np.arange(len(records)), counts), pa.int64())
+    received = pa.array([r.received_at_ns // 1000 for r in records], pa.int64()).cast(TIMESTAMP)
+    sources = pa.array([r.source for r in records], pa.string())
+    return (values.append_column(RECEIVED_AT, received.take(record_of_row))
+            .append_column("source", sources.take(record_of_row)))
 
 
 def _whole_message_reject(record: WalRecord, reason: str) -> pa.Table:
