@@ -49,15 +49,18 @@ def recorded_many(
     """`recorded` of every point, the generator's output of all of them made in one pass where that is what PI
     holds (`Plant.is_generated`) and the range is one ascending chunk: a stream set's day of ~50 tags."""
     stop = min(end_us, now_us)
-    generated = [p for p in points if plant.is_generated(p)]
+    # Asked once per point: a failure or edit injected meanwhile (admin requests run on other threads) must not
+    # change which points the one pass covered.
+    flags = [plant.is_generated(p) for p in points]
+    generated = [p for p, flag in zip(points, flags) if flag]
     if start_us > stop or end_us - start_us >= CHUNK_US or len(generated) < 2:
         return [recorded(plant, p, start_us, end_us, now_us, max_count) for p in points]
     blocks = iter(plant.generator.blocks(generated, start_us, stop))
     return [
         as_of(next(blocks), now_us).take(slice(0, max_count))
-        if plant.is_generated(p)
+        if flag
         else recorded(plant, p, start_us, end_us, now_us, max_count)
-        for p in points
+        for p, flag in zip(points, flags)
     ]
 
 
