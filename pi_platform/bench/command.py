@@ -47,12 +47,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     stream.add_argument("--pipeline-seconds", type=float, help="how long the collector is fed pre-built messages")
     stream.add_argument("--live-seconds", type=float, help="how long latency is measured on live channels")
     stream.add_argument("--live-tags", type=int, help="tags subscribed in the live measurement")
+    stream.add_argument("--warmup", type=float, dest="warmup_s",
+                        help="seconds of live channels before each measured window (default 8; the plant's "
+                        "corrections reach their steady rate 5 minutes after the channels open)")
     stream.add_argument("--work-dir", help="where the temporary lake and state go (default: system temp)")
     stream.add_argument("--live-rates", type=int, nargs="+", metavar="VALUES_PER_S",
                         help="also measure live channels at each total rate (over --live-tags) and report the highest "
                         "sustained one (all committed, latency not growing)")
     stream.add_argument("--live-only", action="store_true", help="skip the pipeline and paced measurements")
     stream.add_argument("--poll-interval", type=float, help="the simulator's channel poll interval, seconds")
+    stream.add_argument("--correction-rate", type=float,
+                        help="share of values the simulated plant corrects 5 s-5 min later (default 0.004, a stress "
+                        "level; each correction costs the collector a file rewrite)")
     stream.add_argument("--shards", type=int,
                         help="instead: live channels into one unsharded collector process, then into N shard processes "
                         "committing to one table, side by side (values/s, latency, CPU per process)")
@@ -165,9 +171,14 @@ def _stream(args: argparse.Namespace) -> int:
         return 0
     if any(r < 1 for r in args.live_rates or []) or (args.poll_interval is not None and args.poll_interval <= 0):
         raise ConfigError("--live-rates and --poll-interval must be positive")
+    if args.warmup_s is not None and args.warmup_s < 0:
+        raise ConfigError(f"--warmup {args.warmup_s}: give seconds, 0 or more")
+    if args.correction_rate is not None and not 0 <= args.correction_rate <= 1:
+        raise ConfigError(f"--correction-rate {args.correction_rate}: give a share within 0..1 (e.g. 0.0005)")
     options = {name: getattr(args, name) for name in ("pipeline_seconds", "live_seconds", "live_tags", "work_dir",
-                                                      "live_rates", "live_only")}
+                                                      "live_rates", "live_only", "warmup_s")}
     options["poll_interval_s"] = args.poll_interval
+    options["correction_rate"] = args.correction_rate
     result = run_benchmark(**{k: v for k, v in options.items() if v is not None})
     _write(args.out, result)
     print(json.dumps({k: v for k, v in result.items() if k != "machine"}, indent=2))

@@ -25,6 +25,7 @@ class SimulatorSpec:
     edge_tags: bool = False
     now: datetime | None = None  # frozen clock; None = real time
     channel_poll_interval_s: float | None = None  # None: the simulator's default
+    correction_rate: float | None = None  # None: the simulator's default
 
     def argv(self) -> list[str]:
         args = ["--n-tags", str(self.n_tags), "--seed", str(self.seed), "--values-per-minute", str(self.values_per_minute)]
@@ -34,6 +35,8 @@ class SimulatorSpec:
             args += ["--now", format_time(self.now)]
         if self.channel_poll_interval_s is not None:
             args += ["--poll-interval", str(self.channel_poll_interval_s)]
+        if self.correction_rate is not None:
+            args += ["--correction-rate", str(self.correction_rate)]
         return args
 
 
@@ -92,11 +95,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--edge-tags", action="store_true")
     parser.add_argument("--now", help="freeze the simulator clock at this time (ISO)")
     parser.add_argument("--poll-interval", type=float, help="seconds between channel polls")
+    parser.add_argument("--correction-rate", type=float, help="share of values corrected later")
     args = parser.parse_args(argv)
     config = SimulatorConfig(
         n_tags=args.n_tags, seed=args.seed, values_per_minute=args.values_per_minute, edge_tags=args.edge_tags,
         now=parse_time(args.now) if args.now else None, event_frames=False,
         **({} if args.poll_interval is None else {"channel_poll_interval_s": args.poll_interval}),
+        **({} if args.correction_rate is None else {"correction_rate": args.correction_rate}),
     )
     with SimulatorServer(config) as server:
         len(server.plant.points)  # build the catalog now, not inside the first timed request

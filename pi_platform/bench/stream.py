@@ -35,6 +35,7 @@ from pi_platform.bench.machine import machine_info
 from pi_platform.bench.procstat import pid_cpu, pid_peak_rss_bytes, self_cpu, self_peak_rss_bytes
 from pi_platform.bench.simproc import SimulatorProcess, SimulatorSpec
 from pi_platform.client import PIWebAPIConfig
+from pi_platform.simulator.values import CORRECTION_RATE
 from pi_platform.storage import DeltaStore
 from pi_platform.streaming.channel import ChannelOptions
 from pi_platform.streaming.collector import Collector, CollectorConfig
@@ -158,13 +159,16 @@ async def _live(work: Path, sim_url: str, web_ids: list[str], seconds: float, wa
     settled = await _settle(collector)
     collector.metrics.all_latencies = []
     rows0, cpu0, t0, since = collector.metrics.total_rows, self_cpu(), time.perf_counter(), time.time()
+    verified0 = collector.status()["verified_groups"]
     sim0 = pid_cpu(sim_pid) if sim_pid else None
     await asyncio.sleep(seconds)
     commits = collector.metrics.all_latencies
     rows, wall = collector.metrics.total_rows - rows0, time.perf_counter() - t0
     cpu = (self_cpu() - cpu0).total_s
     sim1 = pid_cpu(sim_pid) if sim_pid else None
-    connections = collector.status()["subscription"]["connections"]
+    status = collector.status()
+    connections = status["subscription"]["connections"]
+    verified = status["verified_groups"] - verified0
     stop.set()
     await task
     latencies = np.concatenate(commits or [np.zeros(0)])
@@ -189,6 +193,9 @@ async def _live(work: Path, sim_url: str, web_ids: list[str], seconds: float, wa
         "simulator_cpu_percent": None if sim_cpu is None else round(100 * sim_cpu / wall, 1),
         "simulator_cpu_share": None if sim_cpu is None else round(sim_cpu / (sim_cpu + cpu), 3),
         "latency_growth_s": _growth(commits),
+        # late or corrected groups read back from PI and rewritten in the files holding them: the plant's
+        # corrections, which cost the collector a file rewrite each
+        "verified_groups_per_s": round(verified / wall, 1),
         "settled_before_window": settled,
     }
 
@@ -235,10 +242,13 @@ def _sustained(live: dict) -> bool:
             and growth < SUSTAINED_GROWTH_S)
 
 
-def _live_at(work: Path, tags: int, rate: int, seconds: float, warmup_s: float, poll_interval_s: float | None) -> dict:
-    """One live measurement: its own simulator process with `tags` tags sending `rate` values/s in total."""
+def _live_at(work: Path, tags: int, rate: int, seconds: float, warmup_s: float, poll_interval_s: float | None,
+             correction_rate: float | None = None) -> dict:
+    """One live measurement: its own simulator process with `tags` tags sending `rate` values/s in total, of which
+    `correction_rate` are corrected later (None: the simulator's default)."""
     values_per_minute = rate * 60 / tags
-    spec = SimulatorSpec(n_tags=tags, values_per_minute=values_per_minute, channel_poll_interval_s=poll_interval_s)
+    spec = SimulatorSpec(n_tags=tags, values_per_minute=values_per_minute, channel_poll_interval_s=poll_interval_s,
+                         correction_rate=correction_rate)
     with SimulatorProcess(spec) as sim:
         from pi_platform.simulator.plant import Plant
 
@@ -254,6 +264,7 @@ def _live_at(work: Path, tags: int, rate: int, seconds: float, warmup_s: float, 
     live["target_values_per_s"] = round(tags * values_per_minute / 60)
     live["simulator_cpu_s"] = None if sim_cpu0 is None or sim_cpu1 is None else round((sim_cpu1 - sim_cpu0).total_s, 2)
     live["poll_interval_s"] = poll_interval_s
+    live["correction_rate"] = CORRECTION_RATE if correction_rate is None else correction_rate
     live["sustained"] = _sustained(live)
     return live
 
@@ -348,11 +359,12 @@ def run_benchmark(*, pipeline_seconds: float = 20.0, pipeline_streams: int = 100
                   paced_rate: int = 10_000, paced_seconds: float = 20.0, live_tags: int = 1000,
                   live_values_per_minute: float = 600.0, live_seconds: float = 20.0, warmup_s: float = 8.0,
                   live_rates: list[int] | None = None, live_only: bool = False, poll_interval_s: float | None = None,
-                  work_dir: str | None = None) -> dict:
+                  correction_rate: float | None = None, work_dir: str | None = None) -> dict:
     """All three measurements; returns the JSON report `pi-platform bench stream` writes (live default:
     1,000 tags x 600 values/min = 10,000 values/s through the simulator's channels). `live_rates` adds one
     live run per total rate (values/s over the same tags) and the highest one sustained; `live_only` skips
-    the pipeline and paced measurements; `poll_interval_s` sets the simulator's channel poll interval."""
+    the pipeline and paced measurements; `poll_interval_s` sets the simulator's channel poll interval and
+    `correction_rate` the share of values its plant corrects later."""
     work = Path(tempfile.mkdtemp(prefix="pi-bench-stream-", dir=work_dir))
     try:
         report: dict = {"benchmark": "stream", "machine": machine_info()}
@@ -360,9 +372,10 @@ def run_benchmark(*, pipeline_seconds: float = 20.0, pipeline_streams: int = 100
             report["pipeline"] = asyncio.run(_pipeline(work, pipeline_seconds, pipeline_streams, values_per_stream))
             report["paced"] = asyncio.run(_paced(work, paced_seconds, paced_rate, pipeline_streams))
         rate = round(live_tags * live_values_per_minute / 60)
-        report["live"] = _live_at(work, live_tags, rate, live_seconds, warmup_s, poll_interval_s)
+        report["live"] = _live_at(work, live_tags, rate, live_seconds, warmup_s, poll_interval_s, correction_rate)
         if live_rates:
-            runs = [_live_at(work, live_tags, r, live_seconds, warmup_s, poll_interval_s) for r in live_rates]
+            runs = [_live_at(work, live_tags, r, live_seconds, warmup_s, poll_interval_s, correction_rate)
+                    for r in live_rates]
             report["live_rates"] = runs
             report["max_sustained_live_values_per_s"] = max(
                 (r["target_values_per_s"] for r in runs if r["sustained"]), default=None)

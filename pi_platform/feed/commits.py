@@ -7,7 +7,7 @@ made visible. The files are read through delta-rs's own object-store layer, so a
 lake with `PI_DELTA_STORAGE_OPTIONS` behave alike.
 
 `dataChange=false` actions (OPTIMIZE/compaction rewriting files) change no row and are ignored. A commit that
-removes data files with `dataChange=true` (the sink's MERGE of corrections, a DELETE, an overwrite) is read as
+removes data files with `dataChange=true` (the sink's rewrite of files holding corrections, a MERGE, a DELETE) is read as
 the multiset difference of what it added and what it removed, so rows a merge merely copied into a new file
 are not delivered twice; rows it removed without replacement are reported as `deleted`.
 """

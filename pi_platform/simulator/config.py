@@ -16,6 +16,7 @@ from pi_platform.errors import ConfigError
 from pi_platform.pitime import PITimeError, parse_time
 from pi_platform.simulator.failures import Failure
 from pi_platform.simulator.faults import Faults
+from pi_platform.simulator.values import CORRECTION_RATE
 
 # The client calls "no credentials" `anonymous` (PI_WEBAPI_AUTH); the simulator uses the same word.
 # PI Web API cannot enable Bearer and Kerberos together, so no choice combines them.
@@ -48,6 +49,7 @@ class SimulatorConfig:
     log_level: str = "warning"
     # Share of regular numeric/digital tags that are flat (setpoint-like; archived on change or compmax only).
     flat_fraction: float = 0.0
+    correction_rate: float = CORRECTION_RATE  # share of ordinary values corrected 5 s-5 min later
     # Failures known in advance, replayed deterministically: {"kind": "interface"|"tag"|"delete", "target":
     # pointsource or tag, "mode": "silent"|"io_timeout", "at": PI time, "until": optional PI time}; relative
     # times ("*-2h", "t+6h") are resolved against the simulator clock at start.
@@ -70,6 +72,8 @@ class SimulatorConfig:
             raise ConfigError(f"n_tags must be at least 1 (got {self.n_tags})")
         if not 0.0 <= self.flat_fraction <= 1.0:
             raise ConfigError(f"flat_fraction must be within 0..1 (got {self.flat_fraction})")
+        if not 0.0 <= self.correction_rate <= 1.0:
+            raise ConfigError(f"correction_rate must be within 0..1 (got {self.correction_rate})")
         for spec in self.failures:  # a typo fails here; targets are checked against the plant at start
             Failure.from_json(spec, datetime.now(timezone.utc))
 
@@ -156,6 +160,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="share of tags that are flat setpoint-like tags (env PISIM_FLAT_FRACTION, default 0)",
     )
     parser.add_argument(
+        "--correction-rate",
+        type=float,
+        default=float(_env("CORRECTION_RATE", str(CORRECTION_RATE)) or CORRECTION_RATE),
+        help="share of ordinary values an operator corrects 5 s-5 min later, re-sent with Substituted "
+        f"(env PISIM_CORRECTION_RATE, default {CORRECTION_RATE})",
+    )
+    parser.add_argument(
         "--failures",
         default=_env("FAILURES", "[]"),
         metavar="JSON",
@@ -213,5 +224,6 @@ def from_args(args: argparse.Namespace) -> SimulatorConfig:
         faults=_faults(args.fault),
         log_level="warning",
         flat_fraction=args.flat_fraction,
+        correction_rate=args.correction_rate,
         failures=_failures(args.failures),
     )

@@ -31,6 +31,7 @@ from pi_platform.simulator.edits import Edit, EditLog, action_for
 from pi_platform.simulator.failures import DELETE, INTERFACE, SILENT, TAG, Failure, Failures, apply
 from pi_platform.simulator.flat import FlatSeries
 from pi_platform.simulator.values import (
+    CORRECTION_RATE,
     K_DIGITAL,
     K_STRING,
     K_SYSTEM,
@@ -120,12 +121,13 @@ class Plant:
         cache_buckets: int = 50_000,
         flat_fraction: float = 0.0,
         failures: "list[dict] | tuple[dict, ...]" = (),
+        correction_rate: float = CORRECTION_RATE,
     ) -> None:
         self.seed = seed
         self.n_tags = n_tags
         self.values_per_minute = values_per_minute
         self.catalog = Catalog(seed, n_tags, edge_tags=edge_tags, flat_fraction=flat_fraction)
-        self.generator = ValueGenerator(self.catalog, values_per_minute, cache_buckets)
+        self.generator = ValueGenerator(self.catalog, values_per_minute, cache_buckets, correction_rate)
         self.flat = FlatSeries(seed)
         self.clock = Clock(now, clock_offset)
         self.with_event_frames = event_frames

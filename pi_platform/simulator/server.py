@@ -48,6 +48,7 @@ class SimulatorServer:
             event_frames=self.config.event_frames,
             flat_fraction=self.config.flat_fraction,
             failures=self.config.failures,
+            correction_rate=self.config.correction_rate,
         )
         assert isinstance(self.config.faults, Faults)
         self.faults = FaultState(self.config.faults, seed=self.config.seed)

@@ -40,6 +40,9 @@ CORRECTED_TEXT = "Corrected entry"
 STRING_LABELS: tuple[str, ...] = (*STRING_VOCABULARY, CORRECTED_TEXT)
 CORRECTED_INDEX = len(STRING_VOCABULARY)
 CORRECTION_MAX_DELAY_US = 300_000_000
+# Share of the ordinary tags' plain values an operator corrects later (PISIM_CORRECTION_RATE): a stress level,
+# far above most plants', so short tests see corrections; `bench stream --correction-rate` lowers it.
+CORRECTION_RATE = 0.004
 
 # Value kinds inside a block.
 K_NUMBER, K_DIGITAL, K_STRING, K_SYSTEM = 0, 1, 2, 3
@@ -63,7 +66,7 @@ class Profile:
     whole_seconds: bool = False
     questionable_prob: float = 0.004
     annotated_prob: float = 0.002
-    correction_prob: float = 0.004
+    correction_prob: float = CORRECTION_RATE
     decimals: int = 4
     digital_set: str = ""
 
@@ -76,7 +79,7 @@ class Profile:
         return seconds * 1_000_000
 
 
-def profile_for(point: Point, seed: int, values_per_minute: float) -> Profile:
+def profile_for(point: Point, seed: int, values_per_minute: float, correction_rate: float = CORRECTION_RATE) -> Profile:
     rate = max(values_per_minute * 60.0, 1.0)
     decimals = 3 if point.point_type == "Float32" else 5
     if point.edge == "EDGE.SameTs":
@@ -91,16 +94,17 @@ def profile_for(point: Point, seed: int, values_per_minute: float) -> Profile:
             decimals=decimals,
         )
     if point.edge == "EDGE.SystemRun":
-        return Profile(NUMERIC, 600.0, system_run=True, decimals=decimals)
+        return Profile(NUMERIC, 600.0, system_run=True, decimals=decimals, correction_prob=correction_rate)
     if point.edge == "EDGE.Dense":
-        return Profile(NUMERIC, 3600.0, decimals=decimals)
+        return Profile(NUMERIC, 3600.0, decimals=decimals, correction_prob=correction_rate)
     if point.edge == "EDGE.DigitalSystem":
         return Profile(DIGITAL, 60.0, sys_prob=0.3, digital_set=point.digital_set, whole_seconds=True)
     # Half the ordinary tags stamp whole seconds, as many PI interfaces do (fast ones then pile values up per second).
     whole = hashrng.uniform1(seed, point.index, 99) < 0.5
     mult_prob = 0.05 if point.index % 10 == 7 else 0.0
     return Profile(
-        point.kind, rate, mult_prob=mult_prob, whole_seconds=whole, decimals=decimals, digital_set=point.digital_set
+        point.kind, rate, mult_prob=mult_prob, whole_seconds=whole, decimals=decimals, digital_set=point.digital_set,
+        correction_prob=correction_rate,
     )
 
 
@@ -145,10 +149,12 @@ _FIELDS = tuple(Block.__dataclass_fields__)
 class ValueGenerator:
     """Generates and caches buckets for the tags of one catalog."""
 
-    def __init__(self, catalog: Catalog, values_per_minute: float = 1.0, cache_buckets: int = 50_000) -> None:
+    def __init__(self, catalog: Catalog, values_per_minute: float = 1.0, cache_buckets: int = 50_000,
+                 correction_rate: float = CORRECTION_RATE) -> None:
         self.catalog = catalog
         self.seed = catalog.seed
         self.values_per_minute = values_per_minute
+        self.correction_rate = correction_rate
         self._profiles: dict[int, Profile] = {}
         self._tags: dict[int, _Tag] = {}
         self._cache: OrderedDict[tuple[int, int], Block] = OrderedDict()
@@ -158,7 +164,7 @@ class ValueGenerator:
     def profile(self, point: Point) -> Profile:
         profile = self._profiles.get(point.index)
         if profile is None:
-            profile = self._profiles[point.index] = profile_for(point, self.seed, self.values_per_minute)
+            profile = self._profiles[point.index] = profile_for(point, self.seed, self.values_per_minute, self.correction_rate)
         return profile
 
     def _tag(self, point: Point) -> "_Tag":

@@ -1,4 +1,5 @@
-"""A streamed range overwrite written as Parquet here (pyarrow) and committed by delta-rs' transaction API.
+"""Data files written as Parquet here (pyarrow) and committed by delta-rs' transaction API: a streamed range
+overwrite, and the files of a stream commit that replaces groups (`streaming/rewrite.py`) or compacts.
 
 Why not `write_deltalake` for a stream: its write path pulls the source into buffers that grow whenever the
 source is faster than its parquet writers, without bound. Measured on the same 14.5 M captured rows: fed as
@@ -95,10 +96,12 @@ class _DataFile:
     """One Parquet data file being written into a partition directory."""
 
     def __init__(self, fs: pafs.FileSystem, directory: str, partition: dict[str, str | None],
-                 schema: pa.Schema) -> None:
-        self.path = f"{directory}/part-00000-{uuid.uuid4()}-c000.snappy.parquet"
+                 schema: pa.Schema, row_group_rows: int = _ROW_GROUP_ROWS) -> None:
+        name = f"part-00000-{uuid.uuid4()}-c000.snappy.parquet"
+        self.path = f"{directory}/{name}" if directory else name
         self.partition = partition
         self.rows = 0
+        self._row_group_rows = row_group_rows
         self._pending: list[pa.RecordBatch] = []
         self._pending_rows = 0
         self._stream = fs.open_output_stream(self.path)
@@ -109,21 +112,21 @@ class _DataFile:
         self.rows += batch.num_rows
         self._pending.append(batch)
         self._pending_rows += batch.num_rows
-        if self._pending_rows >= _ROW_GROUP_ROWS:
+        if self._pending_rows >= self._row_group_rows:
             self._flush()
 
     def _flush(self) -> None:
         if self._pending:
-            self._writer.write_table(pa.Table.from_batches(self._pending), row_group_size=_ROW_GROUP_ROWS)
+            self._writer.write_table(pa.Table.from_batches(self._pending), row_group_size=self._row_group_rows)
             self._pending, self._pending_rows = [], 0
 
-    def close(self, fs: pafs.FileSystem) -> AddAction:
+    def close(self, fs: pafs.FileSystem, data_change: bool = True) -> AddAction:
         self._flush()
         self._writer.close()
         self._stream.close()
         size = fs.get_file_info(self.path).size
         stats = _Stats.of(self._writer.writer.metadata).as_json()
-        return AddAction(self.path, size, self.partition, int(time.time() * 1000), True, stats)
+        return AddAction(self.path, size, self.partition, int(time.time() * 1000), data_change, stats)
 
     def abandon(self) -> None:
         """Close without caring whether it is complete (it is deleted next; a stream left open could still
@@ -141,9 +144,7 @@ def write_data_files(table_uri: str, storage_options: dict[str, str] | None, sch
     [start, end)) as Parquet data files under `table_uri`, one open file per partition value, and return their
     add actions (not yet committed). If the source fails, the files written so far are removed (best effort;
     uncommitted files are never read, and vacuum removes any left behind)."""
-    if "://" not in table_uri:  # delta-rs opens a local root only if it exists
-        Path(table_uri).mkdir(parents=True, exist_ok=True)
-    fs = pafs.PyFileSystem(DeltaStorageHandler(table_uri, storage_options))
+    fs = table_filesystem(table_uri, storage_options)
     file_schema = pa.schema([f for f in schema if f.name != partition_column])
     open_files: dict[Any, _DataFile] = {}
     added: list[AddAction] = []
@@ -166,14 +167,54 @@ def write_data_files(table_uri: str, storage_options: dict[str, str] | None, sch
         added.extend(data.close(fs) for data in open_files.values())
         return added
     except BaseException:
-        for data in open_files.values():
-            data.abandon()
-        for path in written:
-            try:
-                fs.delete_file(path)
-            except OSError:
-                pass
+        _discard(fs, list(open_files.values()), written)
         raise
+
+
+def write_files(table_uri: str, storage_options: dict[str, str] | None, rows: pa.Table, *, order_by: str | None,
+                file_rows: int, row_group_rows: int, data_change: bool = True) -> list[AddAction]:
+    """`rows` as data files at the root of an unpartitioned table, with their add actions (not yet committed):
+    how a writer that composes its own transaction (removes and adds in one commit) adds rows. The rows are sorted
+    by `order_by` (None: they already are, or need not be) and cut into files of at most `file_rows` and row groups of `row_group_rows`, each covering a
+    narrow range of it, so a reader (or a rewrite) that wants a few instants finds them by the file statistics
+    and reads one row group of one small file. `data_change=False`: the rows are already in the table (compaction).
+    """
+    if order_by is not None:
+        rows = rows.take(pc.sort_indices(rows[order_by]))
+    fs = table_filesystem(table_uri, storage_options)
+    added: list[AddAction] = []
+    try:
+        for start in range(0, rows.num_rows, file_rows):
+            data = _DataFile(fs, "", {}, rows.schema, row_group_rows)
+            try:
+                for batch in rows.slice(start, file_rows).to_batches():
+                    data.write(batch)
+                added.append(data.close(fs, data_change))
+            except BaseException:
+                _discard(fs, [data], [data.path])
+                raise
+        return added
+    except BaseException:
+        _discard(fs, [], [action.path for action in added])
+        raise
+
+
+def table_filesystem(table_uri: str, storage_options: dict[str, str] | None) -> pafs.FileSystem:
+    """The table's root as a pyarrow filesystem, through delta-rs' own object-store layer (local or `s3://`)."""
+    if "://" not in table_uri:  # delta-rs opens a local root only if it exists
+        Path(table_uri).mkdir(parents=True, exist_ok=True)
+    return pafs.PyFileSystem(DeltaStorageHandler(table_uri, storage_options))
+
+
+def _discard(fs: pafs.FileSystem, unfinished: list[_DataFile], written: list[str]) -> None:
+    """Remove what a failed write left (best effort: uncommitted files are never read, vacuum removes any left)."""
+    for data in unfinished:
+        data.abandon()
+    for path in written:
+        try:
+            fs.delete_file(path)
+        except OSError:
+            pass
 
 
 def _by_partition(batch: pa.RecordBatch, column: str) -> list[tuple[Any, pa.RecordBatch]]:

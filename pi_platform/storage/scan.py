@@ -1,9 +1,10 @@
 """Filtered, projected reads of Delta tables and their Parquet files, safe against `string_view` files.
 
-Files a Delta MERGE wrote (the streaming sink merging PI's corrections into `stream_values`) hold `string_view`
-columns. Arrow cannot compare those with a string filter, neither the file's row-group statistics nor its
-rows ("Function 'equal' has no kernel matching input types (string, string_view)"), so a plain
-`DeltaTable.to_pyarrow_dataset().to_table(filter=...)` dies as soon as such a file is in the table. Here:
+Files a Delta MERGE wrote (the streaming sink merged PI's corrections into `stream_values` that way before it
+rewrote files itself, and such tables still hold them) hold `string_view` columns. Arrow cannot compare those
+with a string filter, neither the file's row-group statistics nor its rows ("Function 'equal' has no kernel
+matching input types (string, string_view)"), so a plain `DeltaTable.to_pyarrow_dataset().to_table(filter=...)`
+dies as soon as such a file is in the table. Here:
 
 - each file is guaranteed only its partition values: delta-rs would add its Delta statistics, typed as the file
   wrote them; partition values prune the same, and Parquet footers still skip row groups;

@@ -12,35 +12,29 @@ every write names exactly what it replaces or how it de-duplicates:
 The root is a local directory or an object-store URI (`s3://bucket/prefix`) with delta-rs storage options.
 """
 
-import logging
-import random
 import re
-import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as ds
 from deltalake import CommitProperties, DeltaTable, Schema, Transaction, write_deltalake
-from deltalake.exceptions import CommitFailedError, TableNotFoundError
+from deltalake.exceptions import TableNotFoundError
 from deltalake.transaction import create_table_with_add_actions
 
 from pi_platform.errors import PlatformError
+from pi_platform.storage.compaction import compact_in_order
+from pi_platform.storage.conflicts import COMMIT_ATTEMPTS, retry_conflicts
 from pi_platform.storage.datafiles import write_data_files
+from pi_platform.storage.tables import TABLES
 
 Data = pa.Table | pa.RecordBatchReader | pd.DataFrame
-
-# Concurrent writers (several backfill runs merging into one table) lose the optimistic-commit race now and
-# then; the operation itself is idempotent, so re-running it is the correct answer.
-_COMMIT_ATTEMPTS = 5
-T = TypeVar("T")
-log = logging.getLogger(__name__)
 
 
 class StorageError(PlatformError):
@@ -235,17 +229,25 @@ class DeltaStore:
         """Last batch version `app_id` committed to `table` (None: never, or no table yet)."""
         return self.table(table).transaction_version(app_id) if self.exists(table) else None
 
-    def compact(self, table: str, *, target_size: int | None = None) -> dict[str, Any]:
+    def compact(self, table: str, *, target_size: int | None = None, lock: AbstractContextManager | None = None
+                ) -> dict[str, Any]:
         """Merge small files into larger ones. It may race a live writer (the stream collector, which also calls
-        this on its own table between maintenance runs); a lost commit race is retried."""
-        outcome: dict[str, Any] = {}
+        this on its own table between maintenance runs); a lost commit race is retried. A table ordered by a
+        column (`TableSpec.ordered_by`) is compacted in that order (`compaction.py`; `target_size` is then moot,
+        `lock` is held around each of its commits)."""
+        spec = TABLES.get(table)
+        if spec is not None and spec.ordered_by:
+            outcome = compact_in_order(lambda: self.table(table), self.uri(table), self._options(), spec.ordered_by,
+                                       lock=lock)
+            return {**outcome, "version": self.table(table).version()}
+        result: dict[str, Any] = {}
 
         def run() -> None:
-            outcome.update(self.table(table).optimize.compact(target_size=target_size))
+            result.update(self.table(table).optimize.compact(target_size=target_size))
 
         retry_conflicts(run, f"compaction of {table}")
-        return {"files_added": int(outcome.get("numFilesAdded", 0)),
-                "files_removed": int(outcome.get("numFilesRemoved", 0)),
+        return {"files_added": int(result.get("numFilesAdded", 0)),
+                "files_removed": int(result.get("numFilesRemoved", 0)),
                 "version": self.table(table).version()}
 
     def maintain(self, table: str, *, retention_hours: int = 168, target_size: int | None = None) -> dict[str, Any]:
@@ -267,25 +269,8 @@ class DeltaStore:
 
         # a consumed stream cannot be replayed: a RecordBatchReader write gets one attempt
         retry_conflicts(write, f"write to {table}",
-                        attempts=1 if isinstance(data, pa.RecordBatchReader) else _COMMIT_ATTEMPTS)
+                        attempts=1 if isinstance(data, pa.RecordBatchReader) else COMMIT_ATTEMPTS)
         return self.info(table)
-
-
-def retry_conflicts(operation: Callable[[], T], what: str, attempts: int = _COMMIT_ATTEMPTS) -> T:
-    """Run `operation` again while another writer wins the optimistic commit race (sharded collectors, a
-    compaction beside the collector, two runs of one partition); each lost race is logged with what was being
-    committed. `operation` must be idempotent or re-check what is already committed itself."""
-    for number in range(1, attempts + 1):
-        try:
-            return operation()
-        except CommitFailedError as exc:
-            if number == attempts:
-                raise
-            delay = min(5.0, 0.05 * 2 ** number) * random.uniform(0.5, 1.5)
-            log.warning("commit of %s lost a race with another writer (attempt %d: %s); retrying in %.2fs", what,
-                        number, str(exc).splitlines()[0] if str(exc) else type(exc).__name__, delay)
-            time.sleep(delay)
-    raise AssertionError("unreachable")
 
 
 def _is_uri(root: str) -> bool:

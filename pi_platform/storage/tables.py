@@ -21,6 +21,7 @@ class TableSpec:
     keys: tuple[str, ...]
     description: str
     write: str  # how it is written: "overwrite range", "upsert by key", "exactly-once append"
+    ordered_by: str | None = None  # compacted in order of this column (`storage/compaction.py`), not bin-packed
 
     def empty(self) -> pa.Table:
         return self.schema.empty_table()
@@ -149,9 +150,11 @@ STREAM_VALUES = TableSpec(
     None,
     ("web_id", "timestamp", "position"),
     "Live PI values from WebSocket channels, committed by `pi-platform stream` in exactly-once micro-batches "
-    "(corrections replace the value PI replaced; gaps are backfilled from PI). Not partitioned; compacted hourly "
-    "by `delta_maintenance` and by the collector itself every few hundred commits.",
-    "exactly-once append (Delta app transaction = WAL offset), merge for corrections",
+    "(corrections replace the value PI replaced; gaps are backfilled from PI). Not partitioned; files are narrow in "
+    "time, compacted with their neighbours in time hourly by `delta_maintenance` and by the collector itself every "
+    "few hundred commits.",
+    "exactly-once append (Delta app transaction = WAL offset); a correction rewrites the file holding its group",
+    ordered_by="timestamp",
 )
 
 EVENT_FRAMES = TableSpec(

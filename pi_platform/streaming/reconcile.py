@@ -16,10 +16,11 @@ one stream at one timestamp, positions 0..n-1 in PI's order. Rules, applied per 
    value can also legitimately occur twice in one group. So multiplicity is the *maximum over sources*
    (connection attempts), not the sum; positions follow arrival order.
 
-Writes: rows above their stream's high-water mark are appended; rows at or below it that differ from
-what the table holds (corrections, completed groups) are merged on the key (update + insert) in the same
-commit; identical re-reads are dropped, so a reconnect's look-back re-read costs a read, not a rewrite. Either way the commit carries the batch's
-application-transaction version, so re-running it after a crash is a no-op.
+Writes (`rewrite.py`): rows above their stream's high-water mark go to new files; rows at or below it that
+differ from what the table holds (corrections, completed groups) replace the row of their key in the file holding
+it, or are inserted, in the same commit; identical re-reads are dropped, so a reconnect's look-back re-read costs
+a read, not a rewrite. Either way the commit carries the batch's application-transaction version, so re-running
+it after a crash is a no-op.
 """
 
 from dataclasses import dataclass

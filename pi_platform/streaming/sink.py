@@ -6,42 +6,43 @@ table which version it already holds; after a crash the collector replays the WA
 a batch is either entirely in the table or entirely replayed, never both.
 
 Several writers (sharded collectors, each its own app id; the maintenance job's compaction) commit to the
-one table optimistically. delta-rs reconciles concurrent blind appends itself; what it cannot (a merge whose
-read files another writer rewrote, a compaction racing a merge) raises `CommitFailedError`, and the commit is
-retried with backoff and jitter, a log line per retry (`storage.store.retry_conflicts`, shared with every
-DeltaStore commit). Each retry first re-reads the table's version of this
-app id: a commit that succeeded although its caller saw an error is never appended twice.
+one table optimistically. delta-rs reconciles concurrent blind appends itself; a commit that replaces files
+(late groups rewritten in place, `rewrite.py`) is never rebased: any commit in between raises `CommitFailedError`,
+and the commit is retried with backoff and jitter, a log line per retry (`storage.conflicts.retry_conflicts`, shared
+with every DeltaStore commit), committing the same files again only if every file it removes is still in the
+table (else it rewrites them anew). Each retry first re-reads the table's version of this app id: a commit that
+succeeded although its caller saw an error is never appended twice.
 """
 
+import threading
 import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
 import numpy as np
 import orjson
-import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.dataset as ds
-from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
+from deltalake import CommitProperties, DeltaTable, Schema, Transaction, write_deltalake
+from deltalake.exceptions import CommitFailedError
+from deltalake.transaction import create_table_with_add_actions
 
 from pi_platform.storage import DeltaStore, split_valid
 from pi_platform.storage.quarantine import quarantine_rows
 from pi_platform.storage.schemas import stream_values
-from pi_platform.storage.store import retry_conflicts
+from pi_platform.storage.conflicts import retry_conflicts
 from pi_platform.storage.tables import QUARANTINE, STREAM_VALUES
+from pi_platform.streaming import rewrite
 from pi_platform.streaming.messages import STREAM_SCHEMA
 
-_KEY_MATCH = "t.web_id = s.web_id AND t.timestamp = s.timestamp AND t.position = s.position"
 _ATTEMPTS = 12  # conflicts, each followed by a backoff of up to 5 s; then the collector's batch loop retries
-_CONTENT = [name for name in STREAM_SCHEMA.names if name != "received_at"]
 
 
 @dataclass(frozen=True)
 class Commit:
     """One committed micro-batch, as the status file and the Dagster sensor report it."""
 
-    delta_version: int
+    delta_version: int  # a blind append delta-rs rebased past another writer's commit got a later one (history is exact)
     wal_offset: int
     rows: int
     rejects: int
@@ -60,6 +61,9 @@ class StreamSink:
         self.uri = store.uri(table)
         self._options = dict(store.storage_options) or None
         self._dt: DeltaTable | None = None
+        # Held through each commit; the collector's own compaction takes it to commit (`storage/compaction.py`), so
+        # the two never race each other (a lost race costs the sink a rewrite, the compaction a group).
+        self.commit_lock = threading.Lock()
 
     def _delta(self) -> DeltaTable | None:
         """The table at its newest version. Loaded once, then brought up to date by reading only the log entries
@@ -88,8 +92,9 @@ class StreamSink:
     def commit(self, rows: pa.Table, *, version: int, may_exist: np.ndarray | None = None) -> Commit:
         """Validate, quarantine what fails, and commit the rest as batch `version` (idempotent).
 
-        `may_exist` marks rows that may already be in the table; those identical to the stored row are
-        dropped and the others merged on the key; all other rows are inserted.
+        `may_exist` marks rows that may already be in the table (see `rewrite`): one stored identically is dropped,
+        a changed one replaces the stored row of its key (web_id, timestamp, position); all other rows are
+        inserted.
         """
         rows = rows.select(STREAM_SCHEMA.names)
         if may_exist is None:
@@ -98,69 +103,58 @@ class StreamSink:
                             time_column="timestamp")
         if split.rejects.num_rows:
             self.quarantine(split.rejects)
-        valid_may_exist = split.valid["_may_exist"].to_numpy(zero_copy_only=False)
-        valid_all = split.valid.drop_columns(["_may_exist"]).cast(STREAM_SCHEMA)
+        late = pa.array(split.valid["_may_exist"].to_numpy(zero_copy_only=False))
+        valid = split.valid.drop_columns(["_may_exist"]).cast(STREAM_SCHEMA)
+        rejects = split.rejects.num_rows
+        prepared: list[rewrite.Rewrite] = []  # a lost race commits the same files again while they still apply
 
         def attempt() -> Commit:
             dt = self._delta()
             if dt is not None and (dt.transaction_version(self.app_id) or -1) >= version:
-                return self._done(dt, version, valid_all, split.rejects.num_rows, "skipped")
-            valid, merge = valid_all, False
-            if dt is not None and valid_may_exist.any():
-                changed = self._changed(dt, valid_all.filter(pa.array(valid_may_exist)))
-                valid = pa.concat_tables([valid_all.filter(pa.array(~valid_may_exist)), changed])
-                merge = changed.num_rows > 0
-            properties = CommitProperties(app_transactions=[Transaction(app_id=self.app_id, version=version)],
-                                          custom_metadata=commit_metadata(valid, version, merge, self.app_id))
-            if merge and dt is not None and valid.num_rows:
-                self._merge(dt, valid, changed, properties)
-                mode = "merge"
-            else:  # given the table object, delta-rs advances it to the version it commits
-                write_deltalake(self.uri if dt is None else dt, valid, mode="append", storage_options=self._options,
-                                commit_properties=properties)
-                mode = "append"
-            if dt is None:  # this commit created the table
-                dt = self._delta()
-                assert dt is not None
-            return self._done(dt, version, valid, split.rejects.num_rows, mode)
+                return self._done(dt.version(), version, valid, rejects, "skipped")
+            if not prepared or (dt is not None and not prepared[0].removed <= _live_files(dt)):
+                prepared[:] = [rewrite.prepare(dt, self.uri, self._options, valid.filter(pc.invert(late)),
+                                               valid.filter(late))]
+            change = prepared[0]
+            if dt is None:  # this commit creates the table (nothing can be late yet)
+                create_table_with_add_actions(self.uri, Schema.from_arrow(STREAM_SCHEMA), change.actions,
+                                              mode="append", storage_options=self._options,
+                                              commit_properties=self._properties(change.written, version, False))
+                return self._done(0, version, change.written, rejects, "append")
+            # A commit that removes files must not be rebased by delta-rs: its conflict check does not see a
+            # compaction that removed the same files (it ignores removes that change no data), and the rows would
+            # then be both in the compacted file and in the rewrite. Any commit in between fails it instead, and
+            # the next attempt checks the files itself.
+            properties = self._properties(change.written, version, change.replaces,
+                                          max_commit_retries=0 if change.replaces else None)
+            try:
+                dt.create_write_transaction(change.actions, mode="append", schema=STREAM_SCHEMA,
+                                            commit_properties=properties)
+            except CommitFailedError as exc:
+                if not change.replaces:
+                    raise
+                # delta-rs says only "Failed to commit transaction: 0" (its retry count) here
+                raise CommitFailedError(f"another writer committed after version {dt.version()} while this commit "
+                                        f"rewrote {len(change.removed)} file(s) holding corrections ({exc})") from None
+            # Not loaded again here (its cost grows with the table's files): the next batch's load shows it. Without a
+            # writer in between (always, for a commit that replaces files) it is the version after the one read.
+            mode = "merge" if change.replaces else "append"
+            return self._done(dt.version() + 1, version, change.written, rejects, mode)
 
-        return retry_conflicts(attempt, f"batch {version} of {self.app_id}", _ATTEMPTS)
+        with self.commit_lock:
+            return retry_conflicts(attempt, f"batch {version} of {self.app_id}", _ATTEMPTS)
 
-    def _changed(self, dt: DeltaTable, rows: pa.Table) -> pa.Table:
-        """Rows that are not already stored identically (received_at aside)."""
-        lo, hi = pc.min_max(rows["timestamp"]).values()
-        # Pruning the files by their statistics first: a dataset over every file of the table (hundreds between
-        # compactions) costs far more to build than reading the few that can hold the range.
-        stored = dt.to_pyarrow_dataset(file_pruning_predicate=_time_range("timestamp", lo, hi)).to_table(
-            columns=_CONTENT, filter=(ds.field("timestamp") >= lo) & (ds.field("timestamp") <= hi))
-        stored = stored.filter(pc.is_in(stored["web_id"], pc.unique(rows["web_id"])))
-        if stored.num_rows == 0:
-            return rows
-        known = set(_fingerprints(stored).tolist())
-        fresh = np.fromiter((f not in known for f in _fingerprints(rows).tolist()), dtype=bool,
-                            count=rows.num_rows)
-        return rows.filter(pa.array(fresh))
+    def _properties(self, rows: pa.Table, version: int, merge: bool, max_commit_retries: int | None = None
+                    ) -> CommitProperties:
+        return CommitProperties(app_transactions=[Transaction(app_id=self.app_id, version=version)],
+                                custom_metadata=commit_metadata(rows, version, merge, self.app_id),
+                                max_commit_retries=max_commit_retries)
 
-    def _merge(self, dt: DeltaTable, rows: pa.Table, stored: pa.Table, properties: CommitProperties) -> None:
-        """Merge `rows`, of which only `stored` may match a row in the table (the rest are above their stream's
-        high-water mark, so they are inserted whatever the predicate's time range)."""
-        lo, hi = pc.min_max(stored["timestamp"]).values()
-        # The literal time range lets delta-rs skip files by their statistics instead of scanning the table; it
-        # spans the late rows only, not the batch's fresh ones, or a correction of a value minutes old would
-        # read every file committed since.
-        predicate = f"{_KEY_MATCH} AND {_time_range('t.timestamp', lo, hi)}"
-        (
-            dt.merge(rows, predicate=predicate, source_alias="s", target_alias="t", commit_properties=properties)
-            .when_matched_update_all()
-            .when_not_matched_insert_all()
-            .execute()
-        )
-
-    def _done(self, dt: DeltaTable, version: int, rows: pa.Table, rejects: int, mode: str) -> Commit:
+    def _done(self, delta_version: int, version: int, rows: pa.Table, rejects: int, mode: str) -> Commit:
         now = time.time()
         max_ts = pc.max(rows["timestamp"]).value if rows.num_rows else None
         return Commit(
-            delta_version=dt.version(),
+            delta_version=delta_version,
             wal_offset=version,
             rows=rows.num_rows if mode != "skipped" else 0,
             rejects=rejects,
@@ -195,10 +189,6 @@ class StreamSink:
 
 
 
-def _fingerprints(rows: pa.Table) -> np.ndarray:
-    return pd.util.hash_pandas_object(rows.select(_CONTENT).to_pandas(), index=False).to_numpy()
-
-
 def commit_metadata(rows: pa.Table, version: int, merge: bool, app_id: str) -> dict[str, str]:
     """Written into the Delta commit itself, so the Dagster sensor reports commits from the table alone (per
     writer, when sharded collectors share the table)."""
@@ -212,9 +202,5 @@ def commit_metadata(rows: pa.Table, version: int, merge: bool, app_id: str) -> d
     return meta
 
 
-def _time_range(column: str, lo: pa.TimestampScalar, hi: pa.TimestampScalar) -> str:
-    return f"{column} >= '{_iso(lo)}' AND {column} <= '{_iso(hi)}'"
-
-
-def _iso(scalar: pa.TimestampScalar) -> str:
-    return datetime.fromtimestamp(scalar.value / 1e6, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+def _live_files(dt: DeltaTable) -> set[str]:
+    return set(pa.table(dt.get_add_actions(flatten=False)).column("path").to_pylist())

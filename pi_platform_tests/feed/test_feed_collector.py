@@ -52,9 +52,9 @@ def test_late_joining_feed_equals_the_plant_while_a_collector_commits(make_simul
         joined = next(b for b in follower.batches if b.kind == "caught_up").position.version
 
         def exercised() -> bool:  # a merge may correct values older than `since`: wait for one inside the window
-            ops = {h["operation"] for h in DeltaTable(uri).history() if h["version"] >= joined}
+            modes = {h.get("pi_platform.mode") for h in DeltaTable(uri).history() if h["version"] >= joined}
             rows = follower.rows()
-            return {"OPTIMIZE", "WRITE", "MERGE"} <= ops and rows.num_rows > 0 and pc.any(rows["substituted"]).as_py()
+            return {"compaction", "append", "merge"} <= modes and rows.num_rows > 0 and pc.any(rows["substituted"]).as_py()
         wait_for(exercised, "live appends, a compaction and a merge of PI corrections after the follower joined, "
                  "with a corrected value inside the followed window", 120)
 

@@ -35,7 +35,7 @@ def test_commit_that_lost_a_race_is_retried_logged_and_not_doubled(tmp_path, cap
     store.compact(STREAM_VALUES.name)
 
     correction = sink_rows([(1, 2.5, True), (2, 3.0, False)], web_id="W1")
-    with caplog.at_level(logging.WARNING, logger="pi_platform.storage.store"):
+    with caplog.at_level(logging.WARNING, logger="pi_platform.storage.conflicts"):
         commit = late.commit(correction, version=20, may_exist=np.array([True, False]))
     assert commit.mode == "merge"
     retries = [r.getMessage() for r in caplog.records if "lost a race" in r.getMessage()]
