@@ -50,7 +50,8 @@ def compact_in_order(load: Callable[[], DeltaTable], uri: str, options: dict[str
     """Merge small neighbouring files of the table `load()` returns, tier by tier, one commit per merged group
     (a lost race redoes one group, not the whole compaction). Returns files removed and added. `lock`, held while a
     group is checked and committed, is the one a writer in the same process holds through its own commits (the
-    stream sink's): neither then loses a race to the other, which would cost it a rewrite."""
+    stream sink's): neither then loses a race to the other, which would cost it a rewrite. Files written for a group
+    skipped at its commit are left for vacuum."""
     now_us = time.time_ns() // 1000 if now_us is None else now_us
     outcome = {"files_removed": 0, "files_added": 0}
     for group in _groups(load(), column, now_us - int(settled_s * 1e6), recent_rows, settled_rows):

@@ -80,11 +80,9 @@ class CollectorConfig:
     snapshots: SnapshotOptions = field(default_factory=SnapshotOptions)  # PI snapshot poll -> tags.json
     subscription_poll_s: float = 1.0
     # Each commit adds a file or more; compacting every this many commits keeps the table's file count bounded
-    # between the hourly maintenance runs (0: leave it to them). delta-rs' commit and log update cost grows with
-    # the live files: at 10,000 values/s and 600 commits a collector spent 50 -> 75 % of a core as they went
-    # 200 -> 950; the ordered compaction only merges the new small files, so doing it often is cheap. Runs
-    # beside the batcher; lost commit races are retried. Sharded, only shard 1 compacts the shared table.
-    compact_every_commits: int = 100
+    # between the hourly maintenance runs (0: leave it to them). Runs beside the batcher under the sink's commit
+    # lock (`storage/compaction.py`). Sharded, only shard 1 compacts the shared table.
+    compact_every_commits: int = 600
     bad_tag_retry_s: float = 300.0  # how often tags PI refused are tried again
     gap_retry_max_s: float = 60.0  # longest wait between reads of a gap PI keeps failing
     # The slice of the subscription this collector owns (shards.py); its files live in `shard.state_dir(state_dir)`.

@@ -62,7 +62,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="seconds without data or heartbeat before a channel is declared dead")
     parser.add_argument("--max-url-length", type=int, default=4096, help="split WebIds across channels above this")
     parser.add_argument("--include-initial-values", action="store_true", help="ask channels for current values")
-    parser.add_argument("--compact-every", type=int, default=100,
+    parser.add_argument("--compact-every", type=int, default=600,
                         help="compact stream_values every N commits, bounding its file count (0: only the maintenance job)")
     parser.add_argument("--no-fsync", action="store_true", help="do not fsync the WAL (benchmarks only)")
     parser.add_argument("--snapshot-interval", type=float, default=30.0,
