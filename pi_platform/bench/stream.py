@@ -193,8 +193,8 @@ async def _live(work: Path, sim_url: str, web_ids: list[str], seconds: float, wa
         "simulator_cpu_percent": None if sim_cpu is None else round(100 * sim_cpu / wall, 1),
         "simulator_cpu_share": None if sim_cpu is None else round(sim_cpu / (sim_cpu + cpu), 3),
         "latency_growth_s": _growth(commits),
-        # late or corrected groups read back from PI and rewritten in the files holding them: the plant's
-        # corrections, which cost the collector a file rewrite each
+        # late or corrected groups read back from PI (mostly the plant's corrections): each costs a read, and a
+        # rewrite of the file holding it when PI's content differs
         "verified_groups_per_s": round(verified / wall, 1),
         "settled_before_window": settled,
     }

@@ -28,7 +28,7 @@ from deltalake import CommitProperties, DeltaTable
 from deltalake.transaction import AddAction, RemoveAction
 
 from pi_platform.storage.conflicts import retry_conflicts
-from pi_platform.storage.datafiles import table_filesystem, write_files
+from pi_platform.storage.datafiles import live_paths, table_filesystem, write_files
 
 SETTLED_S = 600.0  # PI corrections later than this are rare: one rewrite of a large file each
 RECENT_ROWS = 16_384  # 2 x the stream sink's own files: half the live files (delta-rs' commit cost grows with them)
@@ -82,7 +82,7 @@ def compact_in_order(load: Callable[[], DeltaTable], uri: str, options: dict[str
 
 
 def _live(dt: DeltaTable, group: list[_File]) -> bool:
-    live = set(pa.table(dt.get_add_actions(flatten=False)).column("path").to_pylist())
+    live = live_paths(dt)
     return all(f.path in live for f in group)
 
 

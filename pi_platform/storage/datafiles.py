@@ -28,6 +28,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
+from deltalake import DeltaTable
 from deltalake.fs import DeltaStorageHandler
 from deltalake.transaction import AddAction
 
@@ -197,6 +198,12 @@ def write_files(table_uri: str, storage_options: dict[str, str] | None, rows: pa
     except BaseException:
         _discard(fs, [], [action.path for action in added])
         raise
+
+
+def live_paths(dt: DeltaTable) -> set[str]:
+    """Table-relative paths of the data files of `dt`'s version: a writer whose commit removes files checks with
+    it that another writer has not removed them first."""
+    return set(pa.table(dt.get_add_actions(flatten=False)).column("path").to_pylist())
 
 
 def table_filesystem(table_uri: str, storage_options: dict[str, str] | None) -> pafs.FileSystem:

@@ -31,6 +31,7 @@ from pi_platform.storage import DeltaStore, split_valid
 from pi_platform.storage.quarantine import quarantine_rows
 from pi_platform.storage.schemas import stream_values
 from pi_platform.storage.conflicts import retry_conflicts
+from pi_platform.storage.datafiles import live_paths
 from pi_platform.storage.tables import QUARANTINE, STREAM_VALUES
 from pi_platform.streaming import rewrite
 from pi_platform.streaming.messages import STREAM_SCHEMA
@@ -112,7 +113,7 @@ class StreamSink:
             dt = self._delta()
             if dt is not None and (dt.transaction_version(self.app_id) or -1) >= version:
                 return self._done(dt.version(), version, valid, rejects, "skipped")
-            if not prepared or (dt is not None and not prepared[0].removed <= _live_files(dt)):
+            if not prepared or (dt is not None and not prepared[0].removed <= live_paths(dt)):
                 prepared[:] = [rewrite.prepare(dt, self.uri, self._options, valid.filter(pc.invert(late)),
                                                valid.filter(late))]
             change = prepared[0]
@@ -187,8 +188,6 @@ class StreamSink:
         return rows.num_rows
 
 
-
-
 def commit_metadata(rows: pa.Table, version: int, merge: bool, app_id: str) -> dict[str, str]:
     """Written into the Delta commit itself, so the Dagster sensor reports commits from the table alone (per
     writer, when sharded collectors share the table)."""
@@ -200,7 +199,3 @@ def commit_metadata(rows: pa.Table, version: int, merge: bool, app_id: str) -> d
         meta["pi_platform.max_timestamp_us"] = str(hi.value)
         meta["pi_platform.streams"] = str(pc.count_distinct(rows["web_id"]).as_py())
     return meta
-
-
-def _live_files(dt: DeltaTable) -> set[str]:
-    return set(pa.table(dt.get_add_actions(flatten=False)).column("path").to_pylist())
