@@ -164,7 +164,8 @@ class ValueGenerator:
     def profile(self, point: Point) -> Profile:
         profile = self._profiles.get(point.index)
         if profile is None:
-            profile = self._profiles[point.index] = profile_for(point, self.seed, self.values_per_minute, self.correction_rate)
+            profile = profile_for(point, self.seed, self.values_per_minute, self.correction_rate)
+            self._profiles[point.index] = profile
         return profile
 
     def _tag(self, point: Point) -> "_Tag":

@@ -176,10 +176,10 @@ def write_files(table_uri: str, storage_options: dict[str, str] | None, rows: pa
                 file_rows: int, row_group_rows: int, data_change: bool = True) -> list[AddAction]:
     """`rows` as data files at the root of an unpartitioned table, with their add actions (not yet committed):
     how a writer that composes its own transaction (removes and adds in one commit) adds rows. The rows are sorted
-    by `order_by` (None: they already are, or need not be) and cut into files of at most `file_rows` and row groups of `row_group_rows`, each covering a
-    narrow range of it, so a reader (or a rewrite) that wants a few instants finds them by the file statistics
-    and reads one row group of one small file. `data_change=False`: the rows are already in the table (compaction).
-    """
+    by `order_by` (None: they already are, or need not be) and cut into files of at most `file_rows` rows and row
+    groups of `row_group_rows`, each covering a narrow range of it, so a reader (or a rewrite) that wants a few
+    instants finds them by the file statistics and reads one row group of one small file. `data_change=False`: the
+    rows are already in the table (compaction)."""
     if order_by is not None:
         rows = rows.take(pc.sort_indices(rows[order_by]))
     fs = table_filesystem(table_uri, storage_options)

@@ -104,7 +104,8 @@ def _candidates(dt: DeltaTable, late: pa.Table) -> ds.FileSystemDataset:
 
 def _stored(candidates: ds.FileSystemDataset, late: pa.Table) -> pa.Table:
     """Every stored row of the late rows' groups (all positions, content columns) and the file holding it."""
-    wanted = ds.field("timestamp").isin(pc.unique(late["timestamp"])) & ds.field("web_id").isin(pc.unique(late["web_id"]))
+    wanted = (ds.field("timestamp").isin(pc.unique(late["timestamp"]))
+              & ds.field("web_id").isin(pc.unique(late["web_id"])))
     parts = []
     for fragment in candidates.get_fragments():
         rows = fragment.to_table(columns=_CONTENT, filter=wanted, schema=candidates.schema)

@@ -43,7 +43,7 @@ _ATTEMPTS = 12  # conflicts, each followed by a backoff of up to 5 s; then the c
 class Commit:
     """One committed micro-batch, as the status file and the Dagster sensor report it."""
 
-    delta_version: int  # a blind append delta-rs rebased past another writer's commit got a later one (history is exact)
+    delta_version: int  # a blind append delta-rs rebased past another writer's commit got a later one
     wal_offset: int
     rows: int
     rejects: int
