@@ -82,11 +82,20 @@ def live_stream(plant_lake: PlantLake) -> Iterator[LiveStream]:
     collector = CollectorProcess(state_dir, plant_lake.root, server.base_url,
                                  ["--batch-age", "0.3", "--snapshot-interval", "2"]).start()
     try:
-        wait_until(lambda: (collector.status().get("commits") or 0) >= 2, 90, "the collector's first commits")
+        # Commits alone can be empty (a marker, a backfill of nothing yet): the tests need a committed value of
+        # every live tag, the digital one included, which changes less often than the numbers.
+        wait_until(lambda: _streamed(plant_lake.store) >= set(web_ids.values()), 90,
+                   "a committed value of every live tag")
         yield LiveStream(server.plant, collector, state_dir, web_ids)
     finally:
         collector.cleanup()
         server.stop()
+
+
+def _streamed(store: DeltaStore) -> set[str]:
+    if not store.exists("stream_values"):
+        return set()
+    return set(store.read("stream_values", columns=["web_id"])["web_id"].to_pylist())
 
 
 @pytest.fixture(scope="module")
