@@ -153,7 +153,7 @@ STREAM_VALUES = TableSpec(
     "(corrections replace the value PI replaced; gaps are backfilled from PI). Not partitioned; files are narrow in "
     "time, compacted with their neighbours in time hourly by `delta_maintenance` and by the collector itself every "
     "few hundred commits.",
-    "exactly-once append (Delta app transaction = WAL offset); a correction rewrites the file holding its group",
+    "exactly-once append (Delta app transaction = WAL offset); a correction rewrites the file holding the row it replaces",
     ordered_by="timestamp",
 )
 
