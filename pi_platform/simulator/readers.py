@@ -12,6 +12,7 @@ from pi_platform.simulator.catalog import Point
 from pi_platform.simulator.plant import Plant
 from pi_platform.simulator.values import HOUR_US, K_NUMBER, NEVER, Block, as_of, system_block
 
+_MINUTE_US = 60_000_000
 DAY_US = 86_400_000_000
 CHUNK_US = 7 * DAY_US  # generate long ranges a week at a time so maxCount stops the work early
 LOOKBACK_DAYS = 30
@@ -68,10 +69,12 @@ def last_before(
     plant: Plant, point: Point, t_us: int, now_us: int, inclusive: bool = True, series: Series | None = None
 ) -> Block:
     """The last event of `series` (default the archive) at or before t (or strictly before), searching back up
-    to LOOKBACK_DAYS; the last hour first, so a snapshot read usually touches only cached buckets."""
+    to LOOKBACK_DAYS; the last minute first, then the hour before it, so a snapshot read usually touches one or two
+    cached buckets. (An hour first generated an hour of every fast tag afresh: at 50 values a second per tag, one
+    poll of 1,000 snapshots was 180 M values, half the simulator's CPU in the 50,000 values/s live bench.)"""
     read = series or plant.block
     end = min(t_us if inclusive else t_us - 1, now_us)
-    windows = [(end - HOUR_US + 1, end)]
+    windows = [(end - _MINUTE_US + 1, end), (end - HOUR_US + 1, end - _MINUTE_US)]
     windows += [(end - (k + 1) * DAY_US + 1, end - k * DAY_US) for k in range(LOOKBACK_DAYS)]
     for start, stop in windows:
         block = read(point, start, stop, now_us)
