@@ -196,6 +196,11 @@ async def _live(work: Path, sim_url: str, web_ids: list[str], seconds: float, wa
         # late or corrected groups read back from PI (mostly the plant's corrections): each costs a read, and a
         # rewrite of the file holding it when PI's content differs
         "verified_groups_per_s": round(verified / wall, 1),
+        # late groups still waiting for their read at the window's end (`streaming/pending.py`): a backlog that grew
+        # through the window is corrections arriving faster than the collector could rewrite files beside the fresh
+        # values it kept committing
+        "late_groups_waiting": status["late_groups"]["waiting"],
+        "late_groups_oldest_age_s": _round(status["late_groups"]["oldest_age_s"]),
         "settled_before_window": settled,
     }
 

@@ -5,6 +5,9 @@ Data path (each step only after the previous one is durable):
     socket -> WAL append + fsync -> batcher takes WAL records in log order
            -> parse -> reconcile (+ verification reads) -> validate -> Delta commit (txn version = WAL offset)
 
+Late groups (corrections, out-of-order values) queue in `pending.py` and each batch verifies as many as its
+budget allows, so a storm of them delays their own rewrites, not the fresh values.
+
 Side paths: every interval the table may miss (restart, channel down, reconnect, damaged WAL records)
 is written to the gap ledger (gaps.py) before anything follows it, and read from PI with backoff until a
 commit holds it; the subscription file is watched, its tag references resolved to canonical WebIDs
@@ -28,7 +31,7 @@ import pandas as pd
 import pyarrow as pa
 
 from pi_platform.client import PIWebAPIClient, PIWebAPIConfig
-from pi_platform.client.errors import AuthError, BadRequest, Forbidden, NotFound
+from pi_platform.client.errors import AuthError, BadRequest, Forbidden, NotFound, PIWebAPIError
 from pi_platform.pitime import parse_time
 from pi_platform.storage import DeltaStore
 from pi_platform.streaming import reads, shards, state
@@ -41,6 +44,7 @@ from pi_platform.streaming.metrics import RollingMetrics
 from pi_platform.streaming.reconcile import Plan, compose, drop_before_start, late_groups
 from pi_platform.streaming.shards import Shard
 from pi_platform.streaming.sink import Commit, StreamSink
+from pi_platform.streaming.pending import CorrectionBudget, PendingGroups
 from pi_platform.streaming.snapshots import SnapshotOptions, SnapshotWatch
 from pi_platform.streaming.wal import WalRecord, WriteAheadLog
 from pi_platform.value_columns import REJECT_SCHEMA
@@ -49,6 +53,8 @@ log = logging.getLogger(__name__)
 
 _MARKER = "@marker"  # WAL source of records that only advance the offset (batches of PI reads alone)
 _GUARD_SIZE = 200_000
+_VERIFY_RETRY_S = (1.0, 15.0)  # first and longest wait before verification reads are tried again after a failure
+_LATE_WARN_S = 600.0  # a late group waiting longer than this is a problem the status names (pending.py)
 
 
 @dataclass(frozen=True)
@@ -134,6 +140,12 @@ class Collector:
         self._started_at = time.time()
         self._backfill_rows = 0
         self._verified_groups = 0
+        self._pending = PendingGroups(self.state_dir, fsync=config.fsync)
+        self._budget = CorrectionBudget()
+        self._last_verified = 0  # late groups the last batch verified: the budget grows only while used
+        self._verify_error: tuple[str, str] | None = None  # (severity, message) of the last failed verification read
+        self._verify_after = 0.0  # monotonic time before which verification is not tried again after a failure
+        self._verify_delay = _VERIFY_RETRY_S[0]
         self._last_error: str | None = None
         self._stopping = False
         self._drain_until = math.inf  # set on stop when `stop_drain_s` bounds the drain
@@ -185,6 +197,7 @@ class Collector:
                     task.cancel()
                 await asyncio.gather(*self._gap_reads.values(), *self._isolating, return_exceptions=True)
                 await tasks[0]
+                self._pending.save()  # groups verified by the last batches need not be read again
                 if self._compaction is not None:
                     await self._compaction
         finally:
@@ -443,11 +456,17 @@ class Collector:
         delay = 0.5
         while True:
             if stop.is_set() and not self.wal.buffered_records and self._auth.empty():
-                return
+                if not len(self._pending):
+                    return
+                if self._verify_error is not None:  # the queue is saved: a REST outage must not hold the stop
+                    log.warning("stopping with %d late groups not yet verified (PI's verification reads fail): the "
+                                "next start verifies them", len(self._pending))
+                    return
             if self._stopping and time.monotonic() >= self._drain_until:
                 log.warning("stopping with %d received messages not yet committed: they stay in the write-ahead log "
-                            "and are committed on the next start (%d pending PI reads: the restart's gap read repeats them)",
-                            self.wal.buffered_records, self._auth.qsize())
+                            "and are committed on the next start (%d pending PI reads: the restart's gap read repeats "
+                            "them; %d late groups not yet verified: the next start verifies them)",
+                            self.wal.buffered_records, self._auth.qsize(), len(self._pending))
                 return
             if not await self._wait_for_input(stop):
                 continue
@@ -458,10 +477,13 @@ class Collector:
             while (not stop.is_set() and time.time() < deadline
                    and self.wal.buffered_bytes < self.config.batch_max_bytes):
                 await asyncio.sleep(min(0.02, max(0.0, deadline - time.time())))
+            oldest = self.wal.oldest_received_ns
+            budget = self._budget.next(0.0 if oldest is None else time.time() - oldest / 1e9,
+                                       self.config.batch_max_age_s, self._last_verified)
             records, authoritative = await self._take_batch()
             while True:  # the batch stays in hand until it is committed: PI or storage being down loses nothing
                 try:
-                    await self._process_batch(records, authoritative)
+                    await self._process_batch(records, authoritative, budget)
                     self._last_error = None
                     delay = 0.5
                     break
@@ -474,12 +496,17 @@ class Collector:
                     delay = min(delay * 2, 30.0)
 
     async def _wait_for_input(self, stop: asyncio.Event) -> bool:
-        if self.wal.buffered_records or not self._auth.empty():
+        if self.wal.buffered_records or not self._auth.empty() or self._verification_due():
             return True
         if stop.is_set():
             return False
         await self.wal.wait_for_records(0.1)
         return bool(self.wal.buffered_records) or not self._auth.empty()
+
+    def _verification_due(self) -> bool:
+        """Late groups wait and may be read now (not while backing off after a failed read: a batch of nothing
+        else would only add an empty commit)."""
+        return bool(len(self._pending)) and time.monotonic() >= self._verify_after
 
     async def _take_batch(self) -> tuple[list[WalRecord], list[reads.AuthoritativeRows]]:
         records = self.wal.take(self.config.batch_max_bytes) if self.wal.buffered_records else []
@@ -491,20 +518,40 @@ class Collector:
             records = self.wal.take(1)
         return records, authoritative
 
-    async def _process_batch(self, records: list[WalRecord], authoritative: list[reads.AuthoritativeRows]) -> None:
+    async def _process_batch(self, records: list[WalRecord], authoritative: list[reads.AuthoritativeRows],
+                             budget: int) -> None:
+        """Commit one micro-batch: its fresh channel values, the PI reads that completed, and the verification of up
+        to `budget` late groups, oldest first (`pending.py`); the channel's own rows of every late group are left out,
+        as the group's read replaces them. A verification read PI fails (after the client's own logged retries)
+        leaves its groups waiting and the fresh values are committed all the same: a REST outage must not stop the
+        live stream."""
         parsed = parse_records([r for r in records if r.source != _MARKER])
         channel = drop_before_start(parsed.rows, self._since)
         late = late_groups(channel, self._hwm)
+        self._pending.add(late, time.time())
+        due = self._pending.oldest(budget if time.monotonic() >= self._verify_after else 0)
         reads_now = list(authoritative)
-        if len(late):
+        if len(due):
             assert self._client is not None
-            reads_now.extend(await reads.verify(self._client, late))
+            try:
+                reads_now.extend(await reads.verify(self._client, due))
+                self._verify_error, self._verify_delay = None, _VERIFY_RETRY_S[0]
+            except PIWebAPIError as exc:
+                self._verify_error = ("ERROR" if isinstance(exc, (AuthError, Forbidden)) else "WARN", str(exc))
+                log.warning("verification reads failed (%s); %d late groups wait, tried again in %.0f s", exc,
+                            len(self._pending), self._verify_delay)
+                self._verify_after = time.monotonic() + self._verify_delay
+                self._verify_delay = min(self._verify_delay * 2, _VERIFY_RETRY_S[1])
+                due = due[:0]
         reads_now.sort(key=lambda a: a.read_started)
-        plan = compose(channel, [self._unsuperseded(a) for a in reads_now], late, self._hwm)
+        plan = compose(channel, [self._unsuperseded(a) for a in reads_now], late.union(due), self._hwm)
         rejects = [parsed.rejects] + [a.rejects for a in reads_now if a.rejects.num_rows]
+        await asyncio.to_thread(self._pending.save)  # before the commit lets the WAL forget the late groups
         commit = await asyncio.to_thread(self._commit, plan, records[-1].end, rejects)
-        self._verified_groups += len(late)
-        self._after_commit(commit, plan, reads_now, late)
+        self._pending.discard(due)
+        self._verified_groups += len(due)
+        self._last_verified = len(due)
+        self._after_commit(commit, plan, reads_now, due)
 
     def _unsuperseded(self, auth: reads.AuthoritativeRows) -> pa.Table:
         """Drop groups a later read already committed (an older page must not undo a correction)."""
@@ -607,6 +654,8 @@ class Collector:
             "bad_tags": [asdict(b) for b in self._bad.values() if self._mine(b)],
             "problems": self.problems(now),
             "verified_groups": self._verified_groups,
+            "late_groups": {"waiting": len(self._pending), "oldest_age_s": self._pending.age_s(now),
+                            "budget_per_batch": self._budget.now},
             "last_error": self._last_error,
         }
 
@@ -632,6 +681,14 @@ class Collector:
                                           "their time range is re-read from PI"))
         if self._last_error:
             found.append(("ERROR", "commit", f"committing to the lake fails: {self._last_error}; retrying"))
+        if self._verify_error and len(self._pending):
+            severity, message = self._verify_error
+            found.append((severity, "verification", f"{len(self._pending)} late groups (corrections, out-of-order "
+                                                    f"values) wait: PI's verification reads fail: {message}"))
+        elif (age := self._pending.age_s(now)) is not None and age > _LATE_WARN_S:
+            found.append(("WARN", "verification", f"{len(self._pending)} late groups wait, the oldest for {age:.0f} s: "
+                                                  "corrections arrive faster than this collector rewrites them; "
+                                                  "shard the subscription (PI_STREAM_SHARDS) to add cores"))
         if self._resolve_error and self._unresolved:
             found.append(("WARN", "resolve", f"{len(self._unresolved)} tags not resolved yet: {self._resolve_error}"))
         order = {"ERROR": 0, "WARN": 1}

@@ -152,6 +152,7 @@ def format_status(status: dict) -> str:
     thr = status.get("throughput") or {}
     buf = status.get("buffer") or {}
     last = status.get("last_commit") or {}
+    late = status.get("late_groups") or {}
     shard = f" shard {status['shard']}" if status.get("shard", "1/1") != "1/1" else ""
     lines = [
         f"collector {status.get('name')}{shard} pid {status.get('pid')}: {status.get('state')} "
@@ -163,6 +164,9 @@ def format_status(status: dict) -> str:
         f"p99 {_s(thr.get('latency_p99_s'))}",
         f"buffer       {buf.get('records', 0)} messages, {buf.get('bytes', 0)} bytes, {buf.get('pending_reads', 0)} PI reads",
         f"reconnects   {status.get('reconnects', 0)} (dead channels {status.get('dead_channels', 0)})",
+        f"corrections  {late.get('waiting', 0)} late groups waiting"
+        + (f", the oldest {late['oldest_age_s']:.0f}s" if late.get("oldest_age_s") is not None else "")
+        + f", {status.get('verified_groups', 0)} verified",
         f"gaps         {len(status.get('gaps') or [])} open, {status['backfills'].get('running', 0)} being read, "
         f"{status['backfills'].get('closed', 0)} closed",
         "last commit  " + (f"Delta v{last['delta_version']} {last['mode']} {last['rows']} rows "

@@ -6,6 +6,7 @@
     <state_dir>/tags.json          per stream, PI's snapshot, point attributes and newest committed value time
     <state_dir>/collector.lock     held while a collector runs on this directory
     <state_dir>/wal/               the write-ahead log
+    <state_dir>/pending_groups.json late groups waiting for their verification read (pending.py)
 
 Files rather than a socket: they work the same for a local subprocess, a systemd unit or a Kubernetes pod
 with a shared volume, survive restarts of either side, and are trivially inspectable.

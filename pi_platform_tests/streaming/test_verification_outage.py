@@ -1,0 +1,161 @@
+"""A PI REST outage delays the verification of late groups (corrections), never the live stream.
+
+Every /piwebapi request answers 5xx (the simulator's `error_rate` fault, which spares open channels) while the
+plant keeps correcting values: commits and fresh values go on, the late groups wait and the status names them;
+once REST heals they drain, and the table equals what PI holds, the outage's corrections included, nothing doubled.
+"""
+
+import asyncio
+import logging
+import threading
+from typing import Any
+
+import httpx
+import pyarrow as pa
+from streaming_helpers import doubled_keys, stream_rows, table_values, utc, wait_until
+
+from pi_platform.bench.chaos import compare
+from pi_platform.client import PIWebAPIConfig
+from pi_platform.simulator.clock import to_us
+from pi_platform.streaming.collector import Collector, CollectorConfig
+from pi_platform.streaming.state import CURSORS_FILE, read_json, write_subscription
+
+
+class RunningCollector:
+    """A real Collector on its own event loop thread, so the test can poll and change the simulator meanwhile."""
+
+    def __init__(self, collector: Collector) -> None:
+        self.collector = collector
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.stop_event: asyncio.Event | None = None
+        self.error: BaseException | None = None
+        self._running = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="collector", daemon=True)
+
+    def _run(self) -> None:
+        async def main() -> None:
+            self.loop, self.stop_event = asyncio.get_running_loop(), asyncio.Event()
+            self._running.set()
+            await self.collector.run(self.stop_event)
+
+        try:
+            asyncio.run(main())  # closes what the run leaves open (async generators, executor) like any service
+        except BaseException as exc:  # noqa: BLE001 - surfaced by stop()
+            self.error = exc
+        finally:
+            self._running.set()
+
+    def start(self) -> "RunningCollector":
+        self._thread.start()
+        self._running.wait(10)
+        return self
+
+    def status(self) -> dict[str, Any]:
+        """Taken on the collector's loop: never a view of a half-updated batch."""
+        async def take() -> dict[str, Any]:
+            return self.collector.status()
+
+        assert self.loop is not None and self._thread.is_alive(), f"collector stopped: {self.error!r}"
+        return asyncio.run_coroutine_threadsafe(take(), self.loop).result(10)
+
+    def stop(self, timeout: float = 30) -> None:
+        if self._thread.is_alive() and self.loop is not None and self.stop_event is not None:
+            self.loop.call_soon_threadsafe(self.stop_event.set)
+        self._thread.join(timeout)
+        assert not self._thread.is_alive(), "collector did not stop"
+        if self.error is not None:
+            raise self.error
+
+
+def _newest(lake, web_ids: list[str]) -> dict[str, int]:
+    table = table_values(lake)
+    newest = table.group_by("web_id").aggregate([("timestamp", "max")])
+    found = dict(zip(newest["web_id"].to_pylist(), newest["timestamp_max"].cast(pa.int64()).to_pylist(), strict=True))
+    return {w: found.get(w, -1) for w in web_ids}
+
+
+def _verification_problems(status: dict[str, Any]) -> list[dict[str, Any]]:
+    return [p for p in status["problems"] if p["kind"] == "verification"]
+
+
+def _corrected_keys(plant, web_id: str, start_us: int, end_us: int, now_us: int) -> set[tuple[int, int]]:
+    rows = plant.recorded(web_id, utc(start_us), utc(end_us), now=utc(now_us))
+    rows = rows.filter(rows["substituted"])
+    return set(zip(rows["timestamp"].cast(pa.int64()).to_pylist(), rows["position"].to_pylist(), strict=True))
+
+
+def test_rest_outage_delays_corrections_but_never_the_live_stream(make_simulator, tmp_path, caplog):
+    # 2 values/s per tag, a tenth of them corrected 5 s-5 min later: ~1 correction/s across the streams.
+    sim = make_simulator(n_tags=8, values_per_minute=120, correction_rate=0.1)
+    plant = sim.plant
+    web_ids = [p.web_id for p in plant.points if not p.name.startswith("EDGE.")][:6]
+    state_dir, lake = tmp_path / "state", tmp_path / "lake"
+    write_subscription(state_dir, web_ids, start="*-5m")  # corrections of the backfilled values arrive live
+    config = CollectorConfig(state_dir=state_dir, delta_root=str(lake), batch_max_age_s=0.2)
+    runner = RunningCollector(Collector(config, PIWebAPIConfig(url=sim.base_url))).start()
+    admin = httpx.Client(base_url=sim.admin_url, timeout=10)
+    try:
+        with caplog.at_level(logging.WARNING, logger="pi_platform.streaming.collector"):
+            # Live: channels open, backfill committed, corrections verified.
+            wait_until(lambda: (s := runner.status())["commits"] >= 3 and not s["gaps"]
+                       and s["verified_groups"] >= 1, 20, "live streams with corrections verified")
+            channels_opened = admin.get("/channels").json()["opened_total"]
+
+            # Outage: every REST request fails; open channels go on.
+            outage_us = to_us(plant.clock.now())
+            before = runner.status()
+            admin.post("/faults", json={"error_rate": 1.0}).raise_for_status()
+            assert httpx.get(f"{sim.base_url}/system", timeout=5).status_code >= 500
+            status = wait_until(lambda: (s := runner.status())["late_groups"]["waiting"] > 0
+                                and _verification_problems(s) and s, 15, "late groups waiting on the outage")
+            # The live stream goes on: commits, and on every stream values stamped after the outage began (a
+            # stream's values are up to 5 s apart, so this waits for them rather than for a fixed time).
+            wait_until(lambda: runner.status()["commits"] >= before["commits"] + 3
+                       and all(ts > outage_us for ts in _newest(lake, web_ids).values()), 15,
+                       "fresh values committed during the outage")
+            during = runner.status()
+            healed_us = to_us(plant.clock.now())
+            failed = [r for r in caplog.records if r.getMessage().startswith("verification reads failed")]
+
+            assert during["late_groups"]["waiting"] > 0  # still waiting: nothing verified while REST fails
+            (problem,) = _verification_problems(status)
+            assert problem["severity"] == "WARN" and "late groups" in problem["message"]
+            assert failed and all(r.levelno == logging.WARNING for r in failed)
+            assert admin.get("/channels").json()["opened_total"] == channels_opened  # no channel was reopened
+            assert all(c["state"] == "open" for c in during["connections"])
+
+            # Heal: the backlog drains and the problem clears.
+            admin.post("/faults", json={"error_rate": 0.0}).raise_for_status()
+            wait_until(lambda: (s := runner.status())["late_groups"]["waiting"] == 0 and not _verification_problems(s),
+                       15, "the late groups to drain after REST heals")
+
+        # Freeze the plant so "what PI holds" stops moving, then let the last groups in flight commit.
+        frozen = plant.clock.now()
+        admin.post("/clock", json={"now": frozen.isoformat()}).raise_for_status()
+        since = {w: int(v) for w, v in read_json(state_dir / CURSORS_FILE).items()}
+        windows = {w: (since[w], to_us(frozen)) for w in web_ids}
+        wait_until(lambda: (f := compare(plant, lake, windows, frozen))["committed"] == f["expected"]
+                   and f["differing"] == 0 and runner.status()["late_groups"]["waiting"] == 0, 15,
+                   "convergence to ground truth")
+    finally:
+        runner.stop()
+        admin.close()
+
+    figures = compare(plant, lake, windows, frozen)
+    assert figures["expected"] > 0
+    assert (figures["missing"], figures["doubled"], figures["extra"], figures["differing"]) == (0, 0, 0, 0), figures
+    assert figures["corrections_applied"] == figures["corrections_expected"] > 0
+    assert doubled_keys(lake) == 0
+    # Every correction PI made while its REST side was down is in the table, as PI holds it now.
+    table = table_values(lake)
+    made = 0
+    for web_id in web_ids:
+        start, end = windows[web_id]
+        outage = (_corrected_keys(plant, web_id, start, end, healed_us)
+                  - _corrected_keys(plant, web_id, start, end, outage_us))
+        made += len(outage)
+        got = stream_rows(table, web_id, start, end)
+        got = got.filter(got["substituted"])
+        keys = set(zip(got["timestamp"].cast(pa.int64()).to_pylist(), got["position"].to_pylist(), strict=True))
+        assert outage <= keys
+    assert made > 0
