@@ -5,8 +5,9 @@ Data path (each step only after the previous one is durable):
     socket -> WAL append + fsync -> batcher takes WAL records in log order
            -> parse -> reconcile (+ verification reads) -> validate -> Delta commit (txn version = WAL offset)
 
-Late groups (corrections, out-of-order values) queue in `pending.py` and each batch verifies as many as its
-budget allows, so a storm of them delays their own rewrites, not the fresh values.
+Late groups (corrections, out-of-order values) queue in `pending.py`; a background task reads them back from PI in
+rounds and the next batch commits the answers, so a storm of them, or a failing or hung REST side, delays the
+corrections, not the fresh values.
 
 Side paths: every interval the table may miss (restart, channel down, reconnect, damaged WAL records)
 is written to the gap ledger (gaps.py) before anything follows it, and read from PI with backoff until a
@@ -142,7 +143,10 @@ class Collector:
         self._verified_groups = 0
         self._pending = PendingGroups(self.state_dir, fsync=config.fsync)
         self._budget = CorrectionBudget()
-        self._last_verified = 0  # late groups the last batch verified: the budget grows only while used
+        self._last_verified = 0  # late groups the last round verified: the budget grows only while used
+        self._round: pd.MultiIndex | None = None  # late groups being read, or read and not yet committed
+        self._verification: asyncio.Task[None] | None = None  # the round's reads (off the batch path)
+        self._answers: list[reads.AuthoritativeRows] = []  # the round's answers, for the next batch to commit
         self._verify_error: tuple[str, str] | None = None  # (severity, message) of the last failed verification read
         self._verify_after = 0.0  # monotonic time before which verification is not tried again after a failure
         self._verify_delay = _VERIFY_RETRY_S[0]
@@ -197,6 +201,9 @@ class Collector:
                     task.cancel()
                 await asyncio.gather(*self._gap_reads.values(), *self._isolating, return_exceptions=True)
                 await tasks[0]
+                if self._verification is not None:  # left in flight by a drain cut short (`stop_drain_s`)
+                    self._verification.cancel()
+                    await asyncio.gather(self._verification, return_exceptions=True)
                 self._pending.save()  # groups verified by the last batches need not be read again
                 if self._compaction is not None:
                     await self._compaction
@@ -455,7 +462,8 @@ class Collector:
     async def _batch_loop(self, stop: asyncio.Event) -> None:
         delay = 0.5
         while True:
-            if stop.is_set() and not self.wal.buffered_records and self._auth.empty():
+            if (stop.is_set() and not self.wal.buffered_records and self._auth.empty() and not self._answers
+                    and self._round is None):
                 if not len(self._pending):
                     return
                 if self._verify_error is not None:  # the queue is saved: a REST outage must not hold the stop
@@ -477,13 +485,10 @@ class Collector:
             while (not stop.is_set() and time.time() < deadline
                    and self.wal.buffered_bytes < self.config.batch_max_bytes):
                 await asyncio.sleep(min(0.02, max(0.0, deadline - time.time())))
-            oldest = self.wal.oldest_received_ns
-            budget = self._budget.next(0.0 if oldest is None else time.time() - oldest / 1e9,
-                                       self.config.batch_max_age_s, self._last_verified)
-            records, authoritative = await self._take_batch()
+            records, authoritative, answers = await self._take_batch()
             while True:  # the batch stays in hand until it is committed: PI or storage being down loses nothing
                 try:
-                    await self._process_batch(records, authoritative, budget)
+                    await self._process_batch(records, authoritative, answers)
                     self._last_error = None
                     delay = 0.5
                     break
@@ -496,62 +501,96 @@ class Collector:
                     delay = min(delay * 2, 30.0)
 
     async def _wait_for_input(self, stop: asyncio.Event) -> bool:
-        if self.wal.buffered_records or not self._auth.empty() or self._verification_due():
+        self._start_verification()
+        if self.wal.buffered_records or not self._auth.empty() or self._answers:
             return True
-        if stop.is_set():
+        if stop.is_set() and self._round is None:
             return False
-        await self.wal.wait_for_records(0.1)
-        return bool(self.wal.buffered_records) or not self._auth.empty()
+        await self.wal.wait_for_records(0.1)  # a round's answers are looked for at least this often
+        return bool(self.wal.buffered_records) or not self._auth.empty() or bool(self._answers)
 
-    def _verification_due(self) -> bool:
-        """Late groups wait and may be read now (not while backing off after a failed read: a batch of nothing
-        else would only add an empty commit)."""
-        return bool(len(self._pending)) and time.monotonic() >= self._verify_after
+    # ------------------------------------------------------------------ verification of late groups
+    def _start_verification(self) -> None:
+        """Start a round of verification reads for the oldest waiting late groups, as many as the budget allows, in
+        the background: a slow or hung PI REST side then holds the corrections back, never the fresh values. One
+        round at a time, none while a failure is backed off."""
+        if (self._round is not None or not len(self._pending) or self._client is None
+                or time.monotonic() < self._verify_after):
+            return
+        bad = {b.web_id for b in self._bad.values() if b.web_id}
+        if bad and (dropped := self._pending.drop_streams(bad)):
+            log.warning("dropped %d late groups of tags PI refuses (bad tags): there is nothing to verify them "
+                        "against; a tag that comes back is re-read from before its last value", dropped)
+        oldest = self.wal.oldest_received_ns
+        budget = self._budget.next(0.0 if oldest is None else time.time() - oldest / 1e9,
+                                   self.config.batch_max_age_s, self._last_verified)
+        groups = self._pending.oldest(budget)
+        if len(groups):
+            self._round = groups
+            self._verification = asyncio.create_task(self._verify(groups), name="verification")
 
-    async def _take_batch(self) -> tuple[list[WalRecord], list[reads.AuthoritativeRows]]:
+    async def _verify(self, groups: pd.MultiIndex) -> None:
+        """Read one round and hand PI's answers to the next batch. A window PI fails (after the client's own logged
+        retries) leaves its groups waiting and backs the next round off; one refusing a tag also has the tag
+        probed, so a deleted tag is named and its groups dropped instead of failing every round."""
+        assert self._client is not None
+        try:
+            outcome = await reads.verify(self._client, groups)
+        except Exception as exc:  # noqa: BLE001 - not a PI failure (those are in the outcome): logged whole, retried
+            log.exception("verification round of %d late groups failed", len(groups))
+            outcome = reads.Verification([], [(list(groups.get_level_values(0).unique()), exc)])
+        if outcome.failures:
+            _, first = outcome.failures[0]
+            self._verify_error = ("ERROR" if isinstance(first, (AuthError, Forbidden)) else "WARN", str(first))
+            log.warning("%d of %d verification reads failed (%s); %d late groups wait, tried again in %.0f s",
+                        len(outcome.failures), len(outcome.failures) + len(outcome.answers), first,
+                        len(self._pending), self._verify_delay)
+            self._verify_after = time.monotonic() + self._verify_delay
+            self._verify_delay = min(self._verify_delay * 2, _VERIFY_RETRY_S[1])
+            refused = [w for web_ids, exc in outcome.failures if isinstance(exc, (NotFound, BadRequest)) for w in web_ids]
+            if refused:
+                self._isolate(refused)
+        else:
+            self._verify_error, self._verify_delay = None, _VERIFY_RETRY_S[0]
+        if outcome.answers:
+            self._answers = outcome.answers  # the round ends with the commit holding them
+        else:
+            self._round = None
+
+    async def _take_batch(self) -> tuple[list[WalRecord], list[reads.AuthoritativeRows], list[reads.AuthoritativeRows]]:
         records = self.wal.take(self.config.batch_max_bytes) if self.wal.buffered_records else []
         authoritative: list[reads.AuthoritativeRows] = []
         while not self._auth.empty():
             authoritative.append(self._auth.get_nowait())
+        answers, self._answers = self._answers, []
         if not records:  # PI reads alone: log a marker so the batch still gets a new, higher version
             await self.wal.append(time.time_ns(), _MARKER, b"")
             records = self.wal.take(1)
-        return records, authoritative
+        return records, authoritative, answers
 
     async def _process_batch(self, records: list[WalRecord], authoritative: list[reads.AuthoritativeRows],
-                             budget: int) -> None:
-        """Commit one micro-batch: its fresh channel values, the PI reads that completed, and the verification of up
-        to `budget` late groups, oldest first (`pending.py`); the channel's own rows of every late group are left out,
-        as the group's read replaces them. A verification read PI fails (after the client's own logged retries)
-        leaves its groups waiting and the fresh values are committed all the same: a REST outage must not stop the
-        live stream."""
+                             answers: list[reads.AuthoritativeRows]) -> None:
+        """Commit one micro-batch: its fresh channel values, the gap reads that completed and a verification round's
+        `answers`. Its own late groups join the queue (`pending.py`) and their channel rows are left out: the
+        group's read replaces them."""
         parsed = parse_records([r for r in records if r.source != _MARKER])
         channel = drop_before_start(parsed.rows, self._since)
         late = late_groups(channel, self._hwm)
         self._pending.add(late, time.time())
-        due = self._pending.oldest(budget if time.monotonic() >= self._verify_after else 0)
-        reads_now = list(authoritative)
-        if len(due):
-            assert self._client is not None
-            try:
-                reads_now.extend(await reads.verify(self._client, due))
-                self._verify_error, self._verify_delay = None, _VERIFY_RETRY_S[0]
-            except PIWebAPIError as exc:
-                self._verify_error = ("ERROR" if isinstance(exc, (AuthError, Forbidden)) else "WARN", str(exc))
-                log.warning("verification reads failed (%s); %d late groups wait, tried again in %.0f s", exc,
-                            len(self._pending), self._verify_delay)
-                self._verify_after = time.monotonic() + self._verify_delay
-                self._verify_delay = min(self._verify_delay * 2, _VERIFY_RETRY_S[1])
-                due = due[:0]
-        reads_now.sort(key=lambda a: a.read_started)
-        plan = compose(channel, [self._unsuperseded(a) for a in reads_now], late.union(due), self._hwm)
+        verified = late[:0]
+        for answer in answers:
+            verified = verified.union(answer.verifies)
+        reads_now = sorted([*authoritative, *answers], key=lambda a: a.read_started)
+        plan = compose(channel, [self._unsuperseded(a) for a in reads_now], late.union(verified), self._hwm)
         rejects = [parsed.rejects] + [a.rejects for a in reads_now if a.rejects.num_rows]
         await asyncio.to_thread(self._pending.save)  # before the commit lets the WAL forget the late groups
         commit = await asyncio.to_thread(self._commit, plan, records[-1].end, rejects)
-        self._pending.discard(due)
-        self._verified_groups += len(due)
-        self._last_verified = len(due)
-        self._after_commit(commit, plan, reads_now, due)
+        if answers:
+            self._pending.discard(verified)
+            self._verified_groups += len(verified)
+            self._last_verified = len(verified)
+            self._round = None
+        self._after_commit(commit, plan, reads_now, verified)
 
     def _unsuperseded(self, auth: reads.AuthoritativeRows) -> pa.Table:
         """Drop groups a later read already committed (an older page must not undo a correction)."""

@@ -57,6 +57,14 @@ class PendingGroups:
             if self._groups.pop((str(key[0]), int(key[1])), None) is not None:
                 self._dirty = True
 
+    def drop_streams(self, web_ids: set[str]) -> int:
+        """Forget every group of these streams (tags PI refuses: nothing to verify them against); how many."""
+        gone = [key for key in self._groups if key[0] in web_ids]
+        for key in gone:
+            del self._groups[key]
+        self._dirty = self._dirty or bool(gone)
+        return len(gone)
+
     def age_s(self, now: float) -> float | None:
         """How long the oldest group has waited (None: nothing waits)."""
         first = next(iter(self._groups.values()), None)

@@ -16,6 +16,7 @@ import pandas as pd
 import pyarrow as pa
 
 from pi_platform.client import PIWebAPIClient
+from pi_platform.client.errors import PIWebAPIError
 from pi_platform.streaming.messages import with_received_at
 from pi_platform.streaming.reconcile import select_groups
 
@@ -34,6 +35,15 @@ class AuthoritativeRows:
     rows: pa.Table  # STREAM_SCHEMA
     rejects: pa.Table  # REJECT_SCHEMA
     closes_gap: str | None = None  # set on the last chunk of a complete gap read: its commit closes the gap
+    verifies: pd.MultiIndex | None = None  # set on a verification read: the late groups it is PI's answer for
+
+
+@dataclass(frozen=True)
+class Verification:
+    """One round of verification reads: PI's answers, and the streams of each window PI failed (with why)."""
+
+    answers: list[AuthoritativeRows]
+    failures: list[tuple[list[str], Exception]]  # PIWebAPIError, or what broke a whole round
 
 
 def _dt(us: int) -> datetime:
@@ -67,16 +77,25 @@ async def backfill(client: PIWebAPIClient, starts: dict[str, int], end_us: int) 
             yield AuthoritativeRows(read_started, with_received_at(values, int(time.time() * 1e6)), batch.rejects)
 
 
-async def verify(client: PIWebAPIClient, groups: pd.MultiIndex) -> list[AuthoritativeRows]:
+async def verify(client: PIWebAPIClient, groups: pd.MultiIndex) -> Verification:
     """PI's current content of exactly these (web_id, ts) groups (possibly none: PI no longer holds it). Groups in
     one `_VERIFY_SPAN_US` window (counted from the first group) share one multi-stream read; the windows are read
-    at once."""
+    at once, and one PI fails (a deleted tag's 404, a 5xx after the client's retries) costs only its own groups."""
     if len(groups) == 0:
-        return []
+        return Verification([], [])
     frame = groups.to_frame(index=False).sort_values("ts", kind="stable")
     window = (frame["ts"].to_numpy() - int(frame["ts"].iloc[0])) // _VERIFY_SPAN_US
-    runs = np.split(np.arange(len(frame)), np.flatnonzero(np.diff(window)) + 1)
-    return list(await asyncio.gather(*(_read_groups(client, frame.iloc[run]) for run in runs)))
+    parts = [frame.iloc[run] for run in np.split(np.arange(len(frame)), np.flatnonzero(np.diff(window)) + 1)]
+    results = await asyncio.gather(*(_read_groups(client, part) for part in parts), return_exceptions=True)
+    answers, failures = [], []
+    for part, result in zip(parts, results, strict=True):
+        if isinstance(result, PIWebAPIError):
+            failures.append((list(dict.fromkeys(part["web_id"])), result))
+        elif isinstance(result, BaseException):
+            raise result
+        else:
+            answers.append(result)
+    return Verification(answers, failures)
 
 
 async def _read_groups(client: PIWebAPIClient, part: pd.DataFrame) -> AuthoritativeRows:
@@ -85,4 +104,4 @@ async def _read_groups(client: PIWebAPIClient, part: pd.DataFrame) -> Authoritat
     batch = await client.recorded_batch(web_ids, _dt(int(part["ts"].min())), _dt(int(part["ts"].max())))
     wanted = pd.MultiIndex.from_frame(part)
     return AuthoritativeRows(read_started, with_received_at(select_groups(batch.values, wanted), int(time.time() * 1e6)),
-                             batch.rejects)
+                             batch.rejects, verifies=wanted)

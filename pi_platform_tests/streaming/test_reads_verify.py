@@ -84,7 +84,9 @@ def test_verify_returns_exactly_pis_groups_in_reads_of_at_most_one_second(make_s
             index = pd.MultiIndex.from_tuples(groups, names=["web_id", "ts"])
             return await reads.verify(client, index)
 
-    answers = asyncio.run(run())
+    outcome = asyncio.run(run())
+    answers = outcome.answers
+    assert outcome.failures == []
 
     got = sort_values(pa.concat_tables([a.rows for a in answers]).select(VALUE_SCHEMA.names).cast(VALUE_SCHEMA))
     assert got.equals(truth)
