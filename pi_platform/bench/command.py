@@ -58,7 +58,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     stream.add_argument("--poll-interval", type=float, help="the simulator's channel poll interval, seconds")
     stream.add_argument("--correction-rate", type=float,
                         help="share of values the simulated plant corrects 5 s-5 min later (default 0.004, a stress "
-                        "level; each correction costs the collector a file rewrite)")
+                        "level; each costs the collector a read and a file rewrite, queued behind the fresh values: "
+                        "the report's late_groups_waiting is the backlog left)")
     stream.add_argument("--shards", type=int,
                         help="instead: live channels into one unsharded collector process, then into N shard processes "
                         "committing to one table, side by side (values/s, latency, CPU per process)")

@@ -32,7 +32,7 @@ import pandas as pd
 import pyarrow as pa
 
 from pi_platform.client import PIWebAPIClient, PIWebAPIConfig
-from pi_platform.client.errors import AuthError, BadRequest, Forbidden, NotFound, PIWebAPIError
+from pi_platform.client.errors import AuthError, BadRequest, Forbidden, NotFound
 from pi_platform.pitime import parse_time
 from pi_platform.storage import DeltaStore
 from pi_platform.streaming import reads, shards, state
@@ -547,7 +547,8 @@ class Collector:
                         len(self._pending), self._verify_delay)
             self._verify_after = time.monotonic() + self._verify_delay
             self._verify_delay = min(self._verify_delay * 2, _VERIFY_RETRY_S[1])
-            refused = [w for web_ids, exc in outcome.failures if isinstance(exc, (NotFound, BadRequest)) for w in web_ids]
+            refused = list(dict.fromkeys(  # a tag in several failed windows is probed (and named) once
+                w for web_ids, exc in outcome.failures if isinstance(exc, (NotFound, BadRequest)) for w in web_ids))
             if refused:
                 self._isolate(refused)
         else:

@@ -13,6 +13,7 @@ import signal
 import threading
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
 import dagster as dg
 import pyarrow as pa
@@ -20,10 +21,12 @@ import pyarrow as pa
 from pi_platform.bench.chaos import CollectorProcess, stream_rows, table_values, utc, wait_until
 from pi_platform.defs.streaming.resources import StreamCollectorResource
 from pi_platform.defs.streaming.sensors import SensorCursor, stream_collector_sensor
+from pi_platform.streaming.collector import Collector
 from pi_platform.streaming.messages import STREAM_SCHEMA
 
-__all__ = ["CollectorProcess", "StallingProxy", "Ticker", "WebhookSink", "doubled_keys", "mismatches", "sink_rows",
-           "stream_rows", "table_values", "utc", "wait_until"]
+__all__ = ["CollectorProcess", "RunningCollector", "StallingProxy", "Ticker", "WebhookSink", "doubled_keys", "group_rows",
+           "mismatches", "newest_per_stream", "plant_groups", "sink_rows", "stream_rows", "table_values", "utc",
+           "verification_problems", "wait_until"]
 
 
 class StallingProxy:
@@ -207,3 +210,84 @@ def sink_rows(values: list[tuple[int, float, bool]], web_id: str = "W1") -> pa.T
         },
         schema=STREAM_SCHEMA,
     )
+
+
+class RunningCollector:
+    """A real Collector on its own event loop thread, so the test can poll and change the simulator meanwhile."""
+
+    def __init__(self, collector: Collector) -> None:
+        self.collector = collector
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.stop_event: asyncio.Event | None = None
+        self.error: BaseException | None = None
+        self._running = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="collector", daemon=True)
+
+    def _run(self) -> None:
+        async def main() -> None:
+            self.loop, self.stop_event = asyncio.get_running_loop(), asyncio.Event()
+            self._running.set()
+            await self.collector.run(self.stop_event)
+
+        try:
+            asyncio.run(main())  # closes what the run leaves open (async generators, executor) like any service
+        except BaseException as exc:  # noqa: BLE001 - surfaced by stop()
+            self.error = exc
+        finally:
+            self._running.set()
+
+    def start(self) -> "RunningCollector":
+        self._thread.start()
+        self._running.wait(10)
+        return self
+
+    def status(self) -> dict[str, Any]:
+        """Taken on the collector's loop: never a view of a half-updated batch."""
+        async def take() -> dict[str, Any]:
+            return self.collector.status()
+
+        assert self.loop is not None and self._thread.is_alive(), f"collector stopped: {self.error!r}"
+        return asyncio.run_coroutine_threadsafe(take(), self.loop).result(10)
+
+    def stop(self, timeout: float = 30) -> None:
+        if self._thread.is_alive() and self.loop is not None and self.stop_event is not None:
+            self.loop.call_soon_threadsafe(self.stop_event.set)
+        self._thread.join(timeout)
+        assert not self._thread.is_alive(), "collector did not stop"
+        if self.error is not None:
+            raise self.error
+
+
+def newest_per_stream(lake, web_ids: list[str]) -> dict[str, int]:
+    table = table_values(lake)
+    newest = table.group_by("web_id").aggregate([("timestamp", "max")])
+    found = dict(zip(newest["web_id"].to_pylist(), newest["timestamp_max"].cast(pa.int64()).to_pylist(), strict=True))
+    return {w: found.get(w, -1) for w in web_ids}
+
+
+def verification_problems(status: dict[str, Any]) -> list[dict[str, Any]]:
+    return [p for p in status["problems"] if p["kind"] == "verification"]
+
+
+_GROUP_COLUMNS = ["position", "value", "value_str", "digital_state", "is_system", "substituted"]
+
+
+def group_rows(table: pa.Table, keys: set[tuple[str, int]]) -> dict[tuple[str, int], list[tuple]]:
+    """The rows of each (web_id, ts) group in `keys`, as comparable tuples in position order."""
+    out: dict[tuple[str, int], list[tuple]] = {key: [] for key in keys}
+    rows = table.sort_by([("web_id", "ascending"), ("timestamp", "ascending"), ("position", "ascending")])
+    stamps = rows["timestamp"].cast(pa.int64()).to_pylist()
+    columns = [rows[name].to_pylist() for name in _GROUP_COLUMNS]
+    for i, (web_id, ts) in enumerate(zip(rows["web_id"].to_pylist(), stamps, strict=True)):
+        if (web_id, ts) in out:
+            out[(web_id, ts)].append(tuple(c[i] for c in columns))
+    return out
+
+
+def plant_groups(plant, keys: set[tuple[str, int]], frozen: datetime) -> dict[tuple[str, int], list[tuple]]:
+    found: dict[tuple[str, int], list[tuple]] = {}
+    for web_id in {w for w, _ in keys}:
+        stamps = [ts for w, ts in keys if w == web_id]
+        recorded = plant.recorded(web_id, utc(min(stamps)), utc(max(stamps)), now=frozen)
+        found.update(group_rows(recorded, {k for k in keys if k[0] == web_id}))
+    return found

@@ -14,7 +14,7 @@ import httpx
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
-from streaming_helpers import doubled_keys, mismatches, table_values, utc, wait_until
+from streaming_helpers import doubled_keys, group_rows, mismatches, plant_groups, table_values, utc, wait_until
 
 from pi_platform.client import PIWebAPIConfig
 from pi_platform.simulator.clock import to_us
@@ -26,7 +26,6 @@ from pi_platform.streaming.sink import StreamSink
 from pi_platform.streaming.state import CURSORS_FILE, STATUS_FILE, WAL_DIR, read_json, write_subscription
 from pi_platform.streaming.wal import WriteAheadLog
 
-_GROUP = ["position", "value", "value_str", "digital_state", "is_system", "substituted"]
 
 
 def _keys(pairs: list[tuple[str, int]]) -> pd.MultiIndex:
@@ -182,27 +181,6 @@ asyncio.run(collector.run(asyncio.Event()))
 """
 
 
-def _groups(table: pa.Table, keys: set[tuple[str, int]]) -> dict[tuple[str, int], list[tuple]]:
-    """The rows of each (web_id, ts) group in `keys`, as comparable tuples in position order."""
-    out: dict[tuple[str, int], list[tuple]] = {key: [] for key in keys}
-    rows = table.sort_by([("web_id", "ascending"), ("timestamp", "ascending"), ("position", "ascending")])
-    stamps = rows["timestamp"].cast(pa.int64()).to_pylist()
-    columns = [rows[name].to_pylist() for name in _GROUP]
-    for i, (web_id, ts) in enumerate(zip(rows["web_id"].to_pylist(), stamps, strict=True)):
-        if (web_id, ts) in out:
-            out[(web_id, ts)].append(tuple(c[i] for c in columns))
-    return out
-
-
-def _truth(plant, keys: set[tuple[str, int]], frozen: datetime) -> dict[tuple[str, int], list[tuple]]:
-    found: dict[tuple[str, int], list[tuple]] = {}
-    for web_id in {w for w, _ in keys}:
-        stamps = [ts for w, ts in keys if w == web_id]
-        recorded = plant.recorded(web_id, utc(min(stamps)), utc(max(stamps)), now=frozen)
-        found.update(_groups(recorded, {k for k in keys if k[0] == web_id}))
-    return found
-
-
 def test_groups_waiting_in_the_file_at_a_crash_are_verified_after_the_restart(make_simulator, tmp_path):
     sim = make_simulator(n_tags=8, values_per_minute=600, correction_rate=0.3)
     plant = sim.plant
@@ -239,8 +217,8 @@ def test_groups_waiting_in_the_file_at_a_crash_are_verified_after_the_restart(ma
     in_wal = set(zip(rows["web_id"].to_pylist(), rows["timestamp"].cast(pa.int64()).to_pylist(), strict=True))
     only_in_file = saved - in_wal  # named by messages whose batches were committed: the WAL will not replay them
     assert len(only_in_file) >= 5
-    truth = _truth(plant, saved, frozen)
-    before = _groups(table_values(lake), saved)
+    truth = plant_groups(plant, saved, frozen)
+    before = group_rows(table_values(lake), saved)
     stale = {key for key in saved if before[key] != truth[key]}  # the table holds the uncorrected values
     assert len(stale & only_in_file) >= 3
 
@@ -264,7 +242,7 @@ def test_groups_waiting_in_the_file_at_a_crash_are_verified_after_the_restart(ma
     asyncio.run(until_verified())
     assert restarted.ledger.closed == 0 and restarted._backfill_rows == 0  # noqa: SLF001 - no gap read helped
     assert restarted._verified_groups >= len(only_in_file)  # noqa: SLF001
-    after = _groups(table_values(lake), saved)
+    after = group_rows(table_values(lake), saved)
     assert [key for key in saved if after[key] != truth[key]] == []
     assert len(PendingGroups(state_dir)) == 0
     assert doubled_keys(lake) == 0

@@ -5,77 +5,17 @@ plant keeps correcting values: commits and fresh values go on, the late groups w
 once REST heals they drain, and the table equals what PI holds, the outage's corrections included, nothing doubled.
 """
 
-import asyncio
 import logging
-import threading
-from typing import Any
 
 import httpx
 import pyarrow as pa
-from streaming_helpers import doubled_keys, stream_rows, table_values, utc, wait_until
+from streaming_helpers import RunningCollector, doubled_keys, newest_per_stream, stream_rows, table_values, utc, verification_problems, wait_until
 
 from pi_platform.bench.chaos import compare
 from pi_platform.client import PIWebAPIConfig
 from pi_platform.simulator.clock import to_us
 from pi_platform.streaming.collector import Collector, CollectorConfig
 from pi_platform.streaming.state import CURSORS_FILE, read_json, write_subscription
-
-
-class RunningCollector:
-    """A real Collector on its own event loop thread, so the test can poll and change the simulator meanwhile."""
-
-    def __init__(self, collector: Collector) -> None:
-        self.collector = collector
-        self.loop: asyncio.AbstractEventLoop | None = None
-        self.stop_event: asyncio.Event | None = None
-        self.error: BaseException | None = None
-        self._running = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="collector", daemon=True)
-
-    def _run(self) -> None:
-        async def main() -> None:
-            self.loop, self.stop_event = asyncio.get_running_loop(), asyncio.Event()
-            self._running.set()
-            await self.collector.run(self.stop_event)
-
-        try:
-            asyncio.run(main())  # closes what the run leaves open (async generators, executor) like any service
-        except BaseException as exc:  # noqa: BLE001 - surfaced by stop()
-            self.error = exc
-        finally:
-            self._running.set()
-
-    def start(self) -> "RunningCollector":
-        self._thread.start()
-        self._running.wait(10)
-        return self
-
-    def status(self) -> dict[str, Any]:
-        """Taken on the collector's loop: never a view of a half-updated batch."""
-        async def take() -> dict[str, Any]:
-            return self.collector.status()
-
-        assert self.loop is not None and self._thread.is_alive(), f"collector stopped: {self.error!r}"
-        return asyncio.run_coroutine_threadsafe(take(), self.loop).result(10)
-
-    def stop(self, timeout: float = 30) -> None:
-        if self._thread.is_alive() and self.loop is not None and self.stop_event is not None:
-            self.loop.call_soon_threadsafe(self.stop_event.set)
-        self._thread.join(timeout)
-        assert not self._thread.is_alive(), "collector did not stop"
-        if self.error is not None:
-            raise self.error
-
-
-def _newest(lake, web_ids: list[str]) -> dict[str, int]:
-    table = table_values(lake)
-    newest = table.group_by("web_id").aggregate([("timestamp", "max")])
-    found = dict(zip(newest["web_id"].to_pylist(), newest["timestamp_max"].cast(pa.int64()).to_pylist(), strict=True))
-    return {w: found.get(w, -1) for w in web_ids}
-
-
-def _verification_problems(status: dict[str, Any]) -> list[dict[str, Any]]:
-    return [p for p in status["problems"] if p["kind"] == "verification"]
 
 
 def _corrected_keys(plant, web_id: str, start_us: int, end_us: int, now_us: int) -> set[tuple[int, int]]:
@@ -107,18 +47,18 @@ def test_rest_outage_delays_corrections_but_never_the_live_stream(make_simulator
             admin.post("/faults", json={"error_rate": 1.0}).raise_for_status()
             assert httpx.get(f"{sim.base_url}/system", timeout=5).status_code >= 500
             status = wait_until(lambda: (s := runner.status())["late_groups"]["waiting"] > 0
-                                and _verification_problems(s) and s, 15, "late groups waiting on the outage")
+                                and verification_problems(s) and s, 15, "late groups waiting on the outage")
             # The live stream goes on: commits, and on every stream values stamped after the outage began (a
             # stream's values are up to 5 s apart, so this waits for them rather than for a fixed time).
             wait_until(lambda: runner.status()["commits"] >= before["commits"] + 3
-                       and all(ts > outage_us for ts in _newest(lake, web_ids).values()), 15,
+                       and all(ts > outage_us for ts in newest_per_stream(lake, web_ids).values()), 15,
                        "fresh values committed during the outage")
             during = runner.status()
             healed_us = to_us(plant.clock.now())
             failed = [r for r in caplog.records if "verification reads failed" in r.getMessage()]
 
             assert during["late_groups"]["waiting"] > 0  # still waiting: nothing verified while REST fails
-            (problem,) = _verification_problems(status)
+            (problem,) = verification_problems(status)
             assert problem["severity"] == "WARN" and "late groups" in problem["message"]
             assert failed and all(r.levelno == logging.WARNING for r in failed)
             assert admin.get("/channels").json()["opened_total"] == channels_opened  # no channel was reopened
@@ -126,7 +66,7 @@ def test_rest_outage_delays_corrections_but_never_the_live_stream(make_simulator
 
             # Heal: the backlog drains and the problem clears.
             admin.post("/faults", json={"error_rate": 0.0}).raise_for_status()
-            wait_until(lambda: (s := runner.status())["late_groups"]["waiting"] == 0 and not _verification_problems(s),
+            wait_until(lambda: (s := runner.status())["late_groups"]["waiting"] == 0 and not verification_problems(s),
                        15, "the late groups to drain after REST heals")
 
         # Freeze the plant so "what PI holds" stops moving, then let the last groups in flight commit.
