@@ -42,10 +42,10 @@ from pi_platform.streaming.gaps import GapLedger
 from pi_platform.streaming.identity import BadTag, Identities, probe
 from pi_platform.streaming.messages import STREAM_SCHEMA, parse_records
 from pi_platform.streaming.metrics import RollingMetrics
+from pi_platform.streaming.pending import CorrectionBudget, PendingGroups
 from pi_platform.streaming.reconcile import Plan, compose, drop_before_start, late_groups
 from pi_platform.streaming.shards import Shard
 from pi_platform.streaming.sink import Commit, StreamSink
-from pi_platform.streaming.pending import CorrectionBudget, PendingGroups
 from pi_platform.streaming.snapshots import SnapshotOptions, SnapshotWatch
 from pi_platform.streaming.wal import WalRecord, WriteAheadLog
 from pi_platform.value_columns import REJECT_SCHEMA
@@ -695,7 +695,7 @@ class Collector:
             "problems": self.problems(now),
             "verified_groups": self._verified_groups,
             "late_groups": {"waiting": len(self._pending), "oldest_age_s": self._pending.age_s(now),
-                            "budget_per_batch": self._budget.now},
+                            "budget_per_round": self._budget.now},
             "last_error": self._last_error,
         }
 

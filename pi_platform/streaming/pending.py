@@ -5,8 +5,9 @@ read from PI and the rewrite of the data file holding it, ~15-20 ms together; a 
 Verified in the micro-batch that brought them, a storm of them (a bulk edit of history, an interface flushing hours
 of buffered data, the simulator's plant correcting 0.4 % of its values) held every fresh value behind their rewrites:
 at 50,000 values/s the collector fell from 46,000 to 22,000 committed values/s within three minutes, and every
-stream looked stale. So late groups queue here, oldest first, and each micro-batch verifies as many as its budget
-(`CorrectionBudget`) allows; fresh values keep flowing, and the status reports the backlog and its age.
+stream looked stale. So late groups queue here, oldest first; the collector reads them back in rounds of as many as
+the budget (`CorrectionBudget`) allows, off the batch path, and the next micro-batch commits PI's answers; fresh
+values keep flowing, and the status reports the backlog and its age.
 
 Durable: a commit lets the write-ahead log drop the channel messages that named its late groups, so the groups
 still waiting are written down (`<state_dir>/pending_groups.json`, fsync'd) before that commit, and a restart
@@ -81,9 +82,9 @@ class PendingGroups:
 
 @dataclass
 class CorrectionBudget:
-    """How many late groups one micro-batch verifies. Doubled after a batch that used all of it while the collector
-    was caught up (the batch's oldest message had waited no longer than the batch age allows, plus `slack_s`); cut
-    after one that found it behind, at least by half and in proportion to how far behind (a batch that waited 8 s
+    """How many late groups one verification round reads. Doubled after a round that used all of it while the
+    collector was caught up (the oldest message waiting had waited no longer than the batch age allows, plus
+    `slack_s`); cut when it is behind, at least by half and in proportion to how far behind (a batch that waited 8 s
     against a 1-s allowance divides it by 8, so one oversized batch is not followed by several), never below `low`:
     corrections take the time fresh values leave, and the backlog always drains once the storm passes. It grows only
     while used, so a storm after a quiet hour starts from what the last busy batch could afford, not from `high`."""

@@ -119,7 +119,7 @@ def test_fresh_values_flow_while_late_groups_wait_and_a_stop_drains_them(make_si
             while True:
                 status = collector.status()
                 samples.append({"waiting": status["late_groups"]["waiting"], "rows": status["total_rows_committed"],
-                                "commits": status["commits"], "budget": status["late_groups"]["budget_per_batch"]})
+                                "commits": status["commits"], "budget": status["late_groups"]["budget_per_round"]})
                 recent = samples[-8:]
                 if (len(recent) == 8 and all(s["waiting"] > 0 for s in recent) and recent[-1]["waiting"] >= 12
                         and recent[-1]["rows"] > recent[0]["rows"] and recent[-1]["commits"] > recent[0]["commits"]
