@@ -222,7 +222,7 @@ def build_batch(pages: list[StreamPage], *, end_exclusive_us: int | None = None)
     """
     lengths = np.fromiter((len(p.items) for p in pages), dtype=np.int64, count=len(pages))
     items = list(chain.from_iterable(p.items for p in pages))
-    typed = bool(items) and type(items[0]) is TimedValue  # recorded_json's fast path: a whole page is typed
+    typed = bool(items) and isinstance(items[0], TimedValue)  # recorded_json's fast path: a whole page is typed
     get = attributes if typed else pluck
     stream = np.repeat(np.arange(len(pages)), lengths)
     web_ids = pa.array([p.web_id for p in pages], pa.string())
@@ -237,10 +237,11 @@ def build_batch(pages: list[StreamPage], *, end_exclusive_us: int | None = None)
         has_errors[[i for i, it in enumerate(items) if it.get("Errors")]] = True
     reasons = _reject_reasons(has_errors, bad_ts, bad_value)
 
-    if items and (typed or not any(map(contains, items, repeat("UnitsAbbreviation")))):
+    per_value_units = typed and type(items[0]) is not TimedValue  # channel values carry theirs
+    if items and not per_value_units and (typed or not any(map(contains, items, repeat("UnitsAbbreviation")))):
         units = stream_units.take(take)  # selectedFields left per-value units out: the stream's apply
-    else:
-        units = pa.array(pluck(items, "UnitsAbbreviation"), pa.string())
+    else:  # per-value units (dicts, or channel values), null or missing ones the stream's
+        units = pa.array(get(items, "UnitsAbbreviation"), pa.string())
         if units.null_count:
             units = pc.coalesce(units, stream_units.take(take))
     columns = {
@@ -309,7 +310,7 @@ def _rejects(items: list, reasons: np.ndarray, stream: np.ndarray, pages: list[S
 
 def _raw(item: object) -> str:
     """An item's JSON for the rejects table (a typed one re-encoded: its fields as decoded)."""
-    return (msgspec.json.encode(item) if type(item) is TimedValue else orjson.dumps(item)).decode()
+    return (msgspec.json.encode(item) if isinstance(item, TimedValue) else orjson.dumps(item)).decode()
 
 
 def _with_errors(reason: str, item: object) -> str:

@@ -56,6 +56,33 @@ class RecordedPage(msgspec.Struct, gc=False):
     Errors: None = None
 
 
+class ChannelValue(TimedValue, gc=False):
+    """A value in a channel message: numbers stay int or float as written (so Arrow refuses exactly what it
+    refuses from orjson's), and channels carry per-value units (null or missing: the stream's apply)."""
+
+    Value: int | float | str | DigitalState | None = None
+    UnitsAbbreviation: str | None = None
+
+
+class ChannelStream(msgspec.Struct, gc=False):
+    """One stream's new values in a channel message; `Errors`/`WebException` send it down the generic path."""
+
+    WebId: str
+    Items: list[ChannelValue]
+    Name: str = ""
+    UnitsAbbreviation: str | None = None
+    WebException: None = None
+    Errors: None = None
+
+
+class ChannelMessage(msgspec.Struct, gc=False):
+    """A clean channel message (`streamsets/end` shape with `Items` lists): `streaming.messages`' fast path."""
+
+    Items: list[ChannelStream]
+    WebException: None = None
+    Errors: None = None
+
+
 _DECODER = msgspec.json.Decoder(RecordedPage)
 
 

@@ -7,11 +7,13 @@ time and its source (connection attempt), which de-duplication of overlapping so
 
 from dataclasses import dataclass
 
+import msgspec
 import numpy as np
 import orjson
 import pyarrow as pa
 
 from pi_platform.client.columns import StreamPage, build_batch
+from pi_platform.client.recorded_json import ChannelMessage
 from pi_platform.streaming.wal import WalRecord
 from pi_platform.storage.tables import STREAM_VALUES
 from pi_platform.value_columns import REJECT_SCHEMA, TIMESTAMP, VALUE_SCHEMA
@@ -42,8 +44,36 @@ def _pages(message: object) -> list[StreamPage]:
     return pages
 
 
+_TYPED = msgspec.json.Decoder(ChannelMessage)
+
+
 def parse_records(records: list[WalRecord]) -> ParsedMessages:
     """Rows and rejects of many messages; a message that is not valid channel JSON is rejected whole.
+
+    When every message of the batch is clean it decodes typed, as recorded pages do (`recorded_json`): ~18 % less
+    CPU than orjson's dicts on live-like batches (~50 values a message over 1,000 streams). Anything else in the
+    batch (a message with Errors or of another shape, malformed JSON, a value the build rejects) sends the whole
+    batch down the generic path below, which keeps each reject and its reason: odd messages are rare, and one
+    build cannot mix typed and dict items.
+    """
+    try:
+        pages = [_typed_pages(_TYPED.decode(record.payload)) for record in records]
+        counts = [sum(len(page.items) for page in record_pages) for record_pages in pages]
+        batch, _ = build_batch([page for record_pages in pages for page in record_pages])
+    except (msgspec.DecodeError, *_BUILD_ERRORS):  # DecodeError includes ValidationError (a shape that differs)
+        return _parse_generic(records)
+    if batch.rejects.num_rows or batch.values.num_rows != sum(counts):
+        return _parse_generic(records)
+    rows = _tagged(batch.values, records, counts).cast(CHANNEL_SCHEMA)
+    return ParsedMessages(rows, REJECT_SCHEMA.empty_table())
+
+
+def _typed_pages(message: ChannelMessage) -> list[StreamPage]:
+    return [StreamPage(s.WebId, s.Name, s.UnitsAbbreviation, s.Items) for s in message.Items]
+
+
+def _parse_generic(records: list[WalRecord]) -> ParsedMessages:
+    """Messages as orjson's dicts: any shape, each odd value or message kept as a reject with its reason.
 
     All messages' streams go through one column build: building per message cost more than the values in it
     at live rates (many small messages per micro-batch). Only when that build rejects a value or fails is the

@@ -1,9 +1,16 @@
 """Channel messages from the WAL -> rows: what the collector reconciles and commits."""
 
+from collections.abc import Callable
+from operator import itemgetter
+
+import msgspec
+import numpy as np
 import orjson
 import pyarrow as pa
 
-from pi_platform.streaming.messages import parse_records
+from pi_platform.simulator import jsonfmt
+from pi_platform.simulator.plant import Plant, Stream
+from pi_platform.streaming.messages import _TYPED, ParsedMessages, _parse_generic, parse_records
 from pi_platform.streaming.wal import WalRecord
 
 
@@ -31,3 +38,128 @@ def test_a_batch_of_messages_parses_as_each_message_alone_each_row_keeping_its_o
     with_reject = parse_records(records)  # a value reject: each message is built alone, still in order
     assert with_reject.rows.equals(together.rows)
     assert with_reject.rejects.num_rows == 2
+
+
+# The real capture of a streamsets/channel message (piwebapi-protocol.md §1.2: per-item Links and empty units,
+# 7-digit and whole-second timestamps) and the vendor's example with quoted booleans and no per-value units.
+_CAPTURE = rb'''{"Links":{},"Items":[{"WebId":"F1DPEmoryo_bV0GzilxLXH31pgjowAAAQUJDX1BJX09QU1xBSUM2ODEwNTkuUFY",
+"Name":"AIC681059.PV","Path":"\\\\ABC_PI_Ops\\AIC681059.PV","Links":{},"Items":[{"Timestamp":"2022-12-09T14:06:36Z",
+"Value":50.40764,"UnitsAbbreviation":"","Good":true,"Questionable":false,"Substituted":false,"Annotated":false}],
+"UnitsAbbreviation":""},{"WebId":"F1DPEmoryo_bV0GzilxLXH31pgLAcAAAQUJDX1BJX09QU1xUSTE0MDEzLlBW",
+"Name":"TI14013.PV","Path":"\\\\ABC_PI_Ops\\TI14013.PV","Links":{},"Items":[
+{"Timestamp":"2022-12-09T14:06:38.4350128Z","Value":73.68963,
+"UnitsAbbreviation":"","Good":true,"Questionable":false,"Substituted":false,"Annotated":false}],
+"UnitsAbbreviation":""}]}'''
+_VENDOR = rb'''{"Links":{},"Items":[{"WebId":"I1AbEDqD","Name":"Water","Links":{"Self":"https://x"},
+"UnitsAbbreviation":"m",
+"Items":[{"Timestamp":"2014-07-22T14:00:00Z","Value":2.3,"Good":"true","Questionable":"false","Substituted":"false"},
+{"Timestamp":"2014-07-22T15:00:00Z","Value":2.5,"Good":"true","Questionable":"false","Substituted":"false"}]}]}'''
+
+
+def _odd_messages() -> list[bytes]:
+    """Hand-made messages at every edge of the typed decoder's declared shapes (each either side of it)."""
+    ok = {"Timestamp": "2024-05-01T12:00:00.1234567Z", "Value": 1.5, "Good": True}
+    state = {"Name": "Open", "Value": 1, "IsSystem": False}
+
+    def msg(*items: object, stream: dict | None = None, **top: object) -> bytes:
+        return orjson.dumps({"Links": {}, "Items": [{"WebId": "W9", "Name": "N9", "Items": list(items),
+                                                    "UnitsAbbreviation": "m", **(stream or {})}], **top})
+
+    values = [
+        {**ok, "UnitsAbbreviation": ""}, {**ok, "UnitsAbbreviation": None}, {**ok, "UnitsAbbreviation": "kPa"},
+        {**ok, "Value": 7}, {**ok, "Value": 2**53 + 1}, {**ok, "Value": 2**63}, {**ok, "Value": -0.0},
+        {**ok, "Value": "text"}, {**ok, "Value": None}, {**ok, "Value": True}, {**ok, "Value": [1]},
+        {**ok, "Value": state}, {**ok, "Value": {**state, "IsSystem": True, "Value": 248}},
+        {**ok, "Value": {"Value": 1}}, {**ok, "Value": {**state, "IsSystem": None}},
+        {**ok, "Value": {**state, "Value": 2**40}}, {**ok, "Value": {**state, "Value": 1.5}},
+        {**ok, "Good": None}, {**ok, "Good": "true"}, {**ok, "Questionable": True, "Substituted": True,
+                                                      "Annotated": True},
+        {**ok, "Timestamp": None}, {**ok, "Timestamp": "yesterday"}, {**ok, "Timestamp": "2024-05-01T12:00:00Z"},
+        {**ok, "Errors": [{"FieldName": "Value", "Message": ["bad"]}]}, {**ok, "Errors": None},
+        {"Value": 1.0}, "not an object",
+    ]
+    out = [msg(v) for v in values] + [msg(ok, v) for v in values]
+    out += [
+        msg(ok, stream={"UnitsAbbreviation": None}), msg(ok, stream={"Name": None}), msg(stream={}),
+        msg(ok, stream={"Errors": ["stream failed"]}), msg(ok, stream={"WebException": {"StatusCode": 502}}),
+        msg(ok, Errors=["message failed"]), msg(ok, stream={"Items": None, "Value": ok}),
+        msg(ok, stream={"Items": None, "Value": None}), msg(ok, stream={"WebId": None}),
+        orjson.dumps({"Items": [{"Name": "no WebId", "Items": [ok]}]}), orjson.dumps({"Links": {}, "Items": []}),
+        orjson.dumps({"Items": {}}), orjson.dumps([1]), b"{not json", b"", b'{"Items":[]} trailing',
+        b'{"Items":[{"WebId":"W\\ud800","Items":[]}]}', b'{"Items":[{"WebId":"\xff","Items":[]}]}',
+        b'{"Items":[{"WebId":"A","WebId":"B","Items":[{"Timestamp":"2024-05-01T12:00:00Z","Value":1e400}]}]}',
+        b'{"Items":[{"WebId":"A","WebId":"B","Items":[{"Timestamp":"2024-05-01T12:00:00Z","Value":1e20}]}]}',
+        b'{"Items":[{"WebId":"A","Items":[{"Timestamp":"2024-05-01T12:00:00Z","Value":100000000000000000000}]}]}',
+        _CAPTURE, _VENDOR,
+    ]
+    return out
+
+
+def _simulated_messages(values_per_message: int = 50) -> list[bytes]:
+    """Channel messages as `Channel._message` renders them, from a simulated plant with its edge tags (digital,
+    system states, same-timestamp groups, flags, units, odd values), ~`values_per_message` values each."""
+    plant = Plant(7, 60, 60.0, edge_tags=True)
+    streams = [Stream(p.web_id, p, None) for p in plant.points]
+    now = plant.clock.now_us()
+    start = now - 300_000_000  # five minutes: ~19,000 values, a few dozen of them corrected (Substituted)
+    blocks = [plant.block(s.point, start, now, now) for s in streams]
+    step = 300_000_000 * values_per_message // sum(map(len, blocks))
+    pieces: dict[int, list[str]] = {}
+    for s, block in zip(streams, blocks):
+        if not len(block):
+            continue
+        slot = (block.ts - start) // step
+        cuts = np.flatnonzero(np.diff(slot)) + 1
+        for lo, hi in zip(np.r_[0, cuts], np.r_[cuts, len(block)]):
+            pieces.setdefault(int(slot[lo]), []).append(
+                f'{{"WebId":{orjson.dumps(s.canonical_web_id).decode()},"Name":{orjson.dumps(s.name).decode()},'
+                f'"Path":{orjson.dumps(s.path).decode()},"Links":{{}},"Items":['
+                f'{jsonfmt.timed_values(block.take(slice(lo, hi)), s.point, s.units)[1:-1]}],'
+                f'"UnitsAbbreviation":{orjson.dumps(s.units).decode()}}}')
+    return [f'{{"Links":{{}},"Items":[{",".join(pieces[k])}]}}'.encode() for k in sorted(pieces)]
+
+
+def test_typed_decoding_gives_exactly_the_rows_and_rejects_of_the_generic_path():
+    """The typed fast path must be invisible: same rows (units, states, flags, positions) and the same rejects with
+    their reasons, for simulated traffic, the real capture, and messages at every edge of the declared shapes,
+    whether a batch is all clean, holds an odd message, or is one message."""
+    simulated = _simulated_messages()
+    values = orjson.loads(b"[" + b",".join(simulated) + b"]")
+    flags = {f: any(v[f] for m in values for s in m["Items"] for v in s["Items"])
+             for f in ("Questionable", "Substituted", "Annotated")}
+    states = [v["Value"] for m in values for s in m["Items"] for v in s["Items"] if isinstance(v["Value"], dict)]
+    assert all(flags.values()) and any(map(itemgetter("IsSystem"), states))
+    assert not all(map(itemgetter("IsSystem"), states))
+    odd = _odd_messages()
+
+    def records(payloads: list[bytes]) -> list[WalRecord]:
+        return [WalRecord(i, 1_000 * i, f"c{i % 3}#1", p) for i, p in enumerate(payloads)]
+
+    batches = [records(simulated[i:i + 40]) for i in range(0, len(simulated), 40)]
+    batches += [records([p]) for p in odd] + [records(simulated[:5] + [p]) for p in odd] + [records(odd)]
+    typed = 0
+    for batch in batches:
+        new, old = _outcome(parse_records, batch), _outcome(_parse_generic, batch)
+        if isinstance(old, ParsedMessages):
+            assert isinstance(new, ParsedMessages), batch[-1].payload[:300]
+            assert new.rows.equals(old.rows), batch[-1].payload[:300]
+            assert new.rejects.equals(old.rejects), batch[-1].payload[:300]
+        else:  # a value without a timestamp, a stream without a WebId: the generic path raises, so must this
+            assert repr(new) == repr(old), batch[-1].payload[:300]
+        typed += all(_decodes_typed(r.payload) for r in batch)
+    assert typed >= len(simulated) // 40  # the simulated traffic did take the typed path
+
+
+def _outcome(parse: Callable[[list[WalRecord]], ParsedMessages], batch: list[WalRecord]) -> ParsedMessages | Exception:
+    try:
+        return parse(batch)
+    except ValueError as exc:
+        return exc
+
+
+def _decodes_typed(payload: bytes) -> bool:
+    try:
+        _TYPED.decode(payload)
+    except msgspec.DecodeError:
+        return False
+    return True
