@@ -11,6 +11,7 @@ import msgspec
 import numpy as np
 import orjson
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from pi_platform.client.columns import StreamPage, build_batch
 from pi_platform.client.recorded_json import ChannelMessage
@@ -91,7 +92,8 @@ def _parse_generic(records: list[WalRecord]) -> ParsedMessages:
     counts = [sum(len(page.items) for page in pages) for _, pages in readable]
     try:
         batch, _ = build_batch([page for _, pages in readable for page in pages])
-        together = not batch.rejects.num_rows and batch.values.num_rows == sum(counts)  # a row per item: in order
+        together = (not batch.rejects.num_rows and batch.values.num_rows == sum(counts)  # a row per item: in order
+                    and _keyless(batch.values) is None)
     except _BUILD_ERRORS:
         together = False
     if together:
@@ -103,7 +105,12 @@ def _parse_generic(records: list[WalRecord]) -> ParsedMessages:
             except _BUILD_ERRORS as exc:
                 rejects.append(_whole_message_reject(record, f"unreadable channel message: {exc}"))
                 continue
-            tables.append(_tagged(batch.values, [record], [batch.values.num_rows]))
+            values = batch.values
+            if (keyless := _keyless(values)) is not None:  # kept whole in the quarantine; its other values land
+                reason, stored = keyless
+                rejects.append(_whole_message_reject(record, f"unreadable channel message: {reason}"))
+                values = values.filter(stored)
+            tables.append(_tagged(values, [record], [values.num_rows]))
             if batch.rejects.num_rows:
                 rejects.append(batch.rejects)
     rows = pa.concat_tables(tables).cast(CHANNEL_SCHEMA) if tables else CHANNEL_SCHEMA.empty_table()
@@ -112,6 +119,17 @@ def _parse_generic(records: list[WalRecord]) -> ParsedMessages:
 
 
 _BUILD_ERRORS = (ValueError, KeyError, TypeError, AttributeError)
+
+
+def _keyless(values: pa.Table) -> tuple[str, pa.Array] | None:
+    """Why some rows cannot be stored (a value with a null timestamp, a stream with a null WebId: the table's key),
+    and the mask of those that can; None when all can. Such a row once failed its micro-batch at every retry, so one
+    odd message stopped the stream."""
+    missing = [(c, values[c].null_count) for c in ("web_id", "timestamp") if values[c].null_count]
+    if not missing:
+        return None
+    stored = pc.and_(pc.is_valid(values["web_id"]), pc.is_valid(values["timestamp"]))
+    return ", ".join(f"{n} value(s) without {c}" for c, n in missing), stored
 
 
 def _tagged(values: pa.Table, records: list[WalRecord], counts: list[int]) -> pa.Table:
