@@ -18,15 +18,17 @@ from typing import Any
 import dagster as dg
 import pyarrow as pa
 
-from pi_platform.bench.chaos import CollectorProcess, stream_rows, table_values, utc, wait_until
+from pi_platform.bench.chaos import CollectorProcess, compare, stream_rows, table_values, utc, wait_until
 from pi_platform.defs.streaming.resources import StreamCollectorResource
 from pi_platform.defs.streaming.sensors import SensorCursor, stream_collector_sensor
+from pi_platform.simulator.clock import to_us
 from pi_platform.streaming.collector import Collector
 from pi_platform.streaming.messages import STREAM_SCHEMA
+from pi_platform.streaming.state import CURSORS_FILE, read_json
 
-__all__ = ["CollectorProcess", "RunningCollector", "StallingProxy", "Ticker", "WebhookSink", "doubled_keys", "group_rows",
-           "mismatches", "newest_per_stream", "plant_groups", "sink_rows", "stream_rows", "table_values", "utc",
-           "verification_problems", "wait_until"]
+__all__ = ["CollectorProcess", "RunningCollector", "StallingProxy", "Ticker", "WebhookSink", "assert_equals_pi",
+           "doubled_keys", "freeze_and_converge", "group_rows", "heal_and_drain", "mismatches", "newest_per_stream",
+           "plant_groups", "sink_rows", "stream_rows", "table_values", "utc", "verification_problems", "wait_until"]
 
 
 class StallingProxy:
@@ -291,3 +293,35 @@ def plant_groups(plant, keys: set[tuple[str, int]], frozen: datetime) -> dict[tu
         recorded = plant.recorded(web_id, utc(min(stamps)), utc(max(stamps)), now=frozen)
         found.update(group_rows(recorded, {k for k in keys if k[0] == web_id}))
     return found
+
+
+def freeze_and_converge(plant, lake, admin, state_dir: Path, web_ids: list[str], runner: RunningCollector,
+                        timeout: float = 15) -> tuple[dict[str, tuple[int, int]], datetime]:
+    """Freeze the plant so "what PI holds" stops moving, wait until the table holds all of it with no late group
+    waiting; the windows compared (each stream's data start to the frozen now) and the frozen time."""
+    frozen = plant.clock.now()
+    admin.post("/clock", json={"now": frozen.isoformat()}).raise_for_status()
+    since = {w: int(v) for w, v in read_json(state_dir / CURSORS_FILE).items()}
+    windows = {w: (since[w], to_us(frozen)) for w in web_ids}
+    wait_until(lambda: (f := compare(plant, lake, windows, frozen))["committed"] == f["expected"]
+               and f["differing"] == 0 and runner.status()["late_groups"]["waiting"] == 0, timeout,
+               "convergence to ground truth")
+    return windows, frozen
+
+
+def assert_equals_pi(plant, lake, windows: dict[str, tuple[int, int]], frozen: datetime) -> None:
+    """The table holds exactly what PI holds over `windows`: nothing missing, doubled, extra or differing, every
+    correction applied."""
+    figures = compare(plant, lake, windows, frozen)
+    assert figures["expected"] > 0
+    assert (figures["missing"], figures["doubled"], figures["extra"], figures["differing"]) == (0, 0, 0, 0), figures
+    assert figures["corrections_applied"] == figures["corrections_expected"] > 0
+    assert doubled_keys(lake) == 0
+
+
+def heal_and_drain(admin, runner: RunningCollector, fault: str, timeout: float) -> None:
+    """Clear a REST fault of the simulator and wait until the late groups it held back are verified and the
+    verification problem is gone."""
+    admin.post("/faults", json={fault: 0.0}).raise_for_status()
+    wait_until(lambda: (s := runner.status())["late_groups"]["waiting"] == 0 and not verification_problems(s),
+               timeout, "the late groups to drain after REST heals")

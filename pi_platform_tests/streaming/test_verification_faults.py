@@ -16,14 +16,16 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
-from streaming_helpers import RunningCollector, doubled_keys, group_rows, newest_per_stream, plant_groups, table_values, utc, verification_problems, wait_until
+from streaming_helpers import (RunningCollector, assert_equals_pi, doubled_keys, freeze_and_converge, group_rows,
+                               heal_and_drain, newest_per_stream, plant_groups, table_values, utc,
+                               verification_problems, wait_until)
 
-from pi_platform.bench.chaos import compare, unknown_point
+from pi_platform.bench.chaos import unknown_point
 from pi_platform.client import PIWebAPIConfig
 from pi_platform.simulator.clock import to_us
 from pi_platform.streaming.collector import Collector, CollectorConfig
 from pi_platform.streaming.pending import PendingGroups
-from pi_platform.streaming.state import CURSORS_FILE, read_json, write_subscription
+from pi_platform.streaming.state import write_subscription
 
 
 def test_hung_rest_side_holds_back_corrections_but_never_a_commit(make_simulator, tmp_path, caplog):
@@ -78,26 +80,14 @@ def test_hung_rest_side_holds_back_corrections_but_never_a_commit(make_simulator
             assert all(c["state"] == "open" for c in during["connections"]) and not during["gaps"]
 
             # Heal: requests answer again (those held finish their stall); the backlog drains.
-            admin.post("/faults", json={"stall_rate": 0.0}).raise_for_status()
-            wait_until(lambda: (s := runner.status())["late_groups"]["waiting"] == 0 and not verification_problems(s),
-                       20, "the late groups to drain after REST heals")
+            heal_and_drain(admin, runner, "stall_rate", 20)
 
-        frozen = plant.clock.now()
-        admin.post("/clock", json={"now": frozen.isoformat()}).raise_for_status()
-        since = {w: int(v) for w, v in read_json(state_dir / CURSORS_FILE).items()}
-        windows = {w: (since[w], to_us(frozen)) for w in web_ids}
-        wait_until(lambda: (f := compare(plant, lake, windows, frozen))["committed"] == f["expected"]
-                   and f["differing"] == 0 and runner.status()["late_groups"]["waiting"] == 0, 15,
-                   "convergence to ground truth")
+        windows, frozen = freeze_and_converge(plant, lake, admin, state_dir, web_ids, runner)
     finally:
         runner.stop()
         admin.close()
 
-    figures = compare(plant, lake, windows, frozen)
-    assert figures["expected"] > 0
-    assert (figures["missing"], figures["doubled"], figures["extra"], figures["differing"]) == (0, 0, 0, 0), figures
-    assert figures["corrections_applied"] == figures["corrections_expected"] > 0
-    assert doubled_keys(lake) == 0
+    assert_equals_pi(plant, lake, windows, frozen)
     # Corrections PI made while its REST side hung were among what waited, and are in the table now.
     made = 0
     for web_id in web_ids:

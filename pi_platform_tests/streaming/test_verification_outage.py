@@ -9,13 +9,13 @@ import logging
 
 import httpx
 import pyarrow as pa
-from streaming_helpers import RunningCollector, doubled_keys, newest_per_stream, stream_rows, table_values, utc, verification_problems, wait_until
+from streaming_helpers import (RunningCollector, assert_equals_pi, freeze_and_converge, heal_and_drain,
+                               newest_per_stream, stream_rows, table_values, utc, verification_problems, wait_until)
 
-from pi_platform.bench.chaos import compare
 from pi_platform.client import PIWebAPIConfig
 from pi_platform.simulator.clock import to_us
 from pi_platform.streaming.collector import Collector, CollectorConfig
-from pi_platform.streaming.state import CURSORS_FILE, read_json, write_subscription
+from pi_platform.streaming.state import write_subscription
 
 
 def _corrected_keys(plant, web_id: str, start_us: int, end_us: int, now_us: int) -> set[tuple[int, int]]:
@@ -65,27 +65,14 @@ def test_rest_outage_delays_corrections_but_never_the_live_stream(make_simulator
             assert all(c["state"] == "open" for c in during["connections"])
 
             # Heal: the backlog drains and the problem clears.
-            admin.post("/faults", json={"error_rate": 0.0}).raise_for_status()
-            wait_until(lambda: (s := runner.status())["late_groups"]["waiting"] == 0 and not verification_problems(s),
-                       15, "the late groups to drain after REST heals")
+            heal_and_drain(admin, runner, "error_rate", 15)
 
-        # Freeze the plant so "what PI holds" stops moving, then let the last groups in flight commit.
-        frozen = plant.clock.now()
-        admin.post("/clock", json={"now": frozen.isoformat()}).raise_for_status()
-        since = {w: int(v) for w, v in read_json(state_dir / CURSORS_FILE).items()}
-        windows = {w: (since[w], to_us(frozen)) for w in web_ids}
-        wait_until(lambda: (f := compare(plant, lake, windows, frozen))["committed"] == f["expected"]
-                   and f["differing"] == 0 and runner.status()["late_groups"]["waiting"] == 0, 15,
-                   "convergence to ground truth")
+        windows, frozen = freeze_and_converge(plant, lake, admin, state_dir, web_ids, runner)
     finally:
         runner.stop()
         admin.close()
 
-    figures = compare(plant, lake, windows, frozen)
-    assert figures["expected"] > 0
-    assert (figures["missing"], figures["doubled"], figures["extra"], figures["differing"]) == (0, 0, 0, 0), figures
-    assert figures["corrections_applied"] == figures["corrections_expected"] > 0
-    assert doubled_keys(lake) == 0
+    assert_equals_pi(plant, lake, windows, frozen)
     # Every correction PI made while its REST side was down is in the table, as PI holds it now.
     table = table_values(lake)
     made = 0
