@@ -22,11 +22,13 @@ from pi_platform.bench.chaos import CollectorProcess, compare, stream_rows, tabl
 from pi_platform.defs.streaming.resources import StreamCollectorResource
 from pi_platform.defs.streaming.sensors import SensorCursor, stream_collector_sensor
 from pi_platform.simulator.clock import to_us
-from pi_platform.streaming.collector import Collector
+from pi_platform.client import PIWebAPIConfig
+from pi_platform.streaming.collector import Collector, CollectorConfig
 from pi_platform.streaming.messages import STREAM_SCHEMA
-from pi_platform.streaming.state import CURSORS_FILE, read_json
+from pi_platform.streaming.state import CURSORS_FILE, read_json, write_subscription
 
 __all__ = ["CollectorProcess", "RunningCollector", "StallingProxy", "Ticker", "WebhookSink", "assert_equals_pi",
+           "corrected_plant_collector",
            "doubled_keys", "freeze_and_converge", "group_rows", "heal_and_drain", "mismatches", "newest_per_stream",
            "plant_groups", "sink_rows", "stream_rows", "table_values", "utc", "verification_problems", "wait_until"]
 
@@ -325,3 +327,23 @@ def heal_and_drain(admin, runner: RunningCollector, fault: str, timeout: float) 
     admin.post("/faults", json={fault: 0.0}).raise_for_status()
     wait_until(lambda: (s := runner.status())["late_groups"]["waiting"] == 0 and not verification_problems(s),
                timeout, "the late groups to drain after REST heals")
+
+
+def corrected_plant_collector(make_simulator, tmp_path: Path, client: dict[str, Any] | None = None
+                              ) -> tuple[Any, list[str], Path, Path, RunningCollector]:
+    """A simulator whose six regular tags send 2 values/s, a tenth of them corrected 5 s-5 min later (~1 correction/s
+    across the streams), and a running Collector subscribed from 5 minutes back (so corrections of backfilled values
+    arrive live): (simulator, web_ids, state_dir, lake, runner), once live with a correction verified."""
+    sim = make_simulator(n_tags=8, values_per_minute=120, correction_rate=0.1)
+    web_ids = [p.web_id for p in sim.plant.points if not p.name.startswith("EDGE.")][:6]
+    state_dir, lake = tmp_path / "state", tmp_path / "lake"
+    write_subscription(state_dir, web_ids, start="*-5m")
+    config = CollectorConfig(state_dir=state_dir, delta_root=str(lake), batch_max_age_s=0.2)
+    runner = RunningCollector(Collector(config, PIWebAPIConfig(url=sim.base_url, **(client or {})))).start()
+    try:
+        wait_until(lambda: (s := runner.status())["commits"] >= 3 and not s["gaps"] and s["verified_groups"] >= 1, 20,
+                   "live streams with corrections verified")
+    except BaseException:
+        runner.stop()
+        raise
+    return sim, web_ids, state_dir, lake, runner

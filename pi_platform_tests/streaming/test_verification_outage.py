@@ -9,13 +9,10 @@ import logging
 
 import httpx
 import pyarrow as pa
-from streaming_helpers import (RunningCollector, assert_equals_pi, freeze_and_converge, heal_and_drain,
+from streaming_helpers import (assert_equals_pi, corrected_plant_collector, freeze_and_converge, heal_and_drain,
                                newest_per_stream, stream_rows, table_values, utc, verification_problems, wait_until)
 
-from pi_platform.client import PIWebAPIConfig
 from pi_platform.simulator.clock import to_us
-from pi_platform.streaming.collector import Collector, CollectorConfig
-from pi_platform.streaming.state import write_subscription
 
 
 def _corrected_keys(plant, web_id: str, start_us: int, end_us: int, now_us: int) -> set[tuple[int, int]]:
@@ -25,20 +22,11 @@ def _corrected_keys(plant, web_id: str, start_us: int, end_us: int, now_us: int)
 
 
 def test_rest_outage_delays_corrections_but_never_the_live_stream(make_simulator, tmp_path, caplog):
-    # 2 values/s per tag, a tenth of them corrected 5 s-5 min later: ~1 correction/s across the streams.
-    sim = make_simulator(n_tags=8, values_per_minute=120, correction_rate=0.1)
+    sim, web_ids, state_dir, lake, runner = corrected_plant_collector(make_simulator, tmp_path)
     plant = sim.plant
-    web_ids = [p.web_id for p in plant.points if not p.name.startswith("EDGE.")][:6]
-    state_dir, lake = tmp_path / "state", tmp_path / "lake"
-    write_subscription(state_dir, web_ids, start="*-5m")  # corrections of the backfilled values arrive live
-    config = CollectorConfig(state_dir=state_dir, delta_root=str(lake), batch_max_age_s=0.2)
-    runner = RunningCollector(Collector(config, PIWebAPIConfig(url=sim.base_url))).start()
     admin = httpx.Client(base_url=sim.admin_url, timeout=10)
     try:
         with caplog.at_level(logging.WARNING, logger="pi_platform.streaming.collector"):
-            # Live: channels open, backfill committed, corrections verified.
-            wait_until(lambda: (s := runner.status())["commits"] >= 3 and not s["gaps"]
-                       and s["verified_groups"] >= 1, 20, "live streams with corrections verified")
             channels_opened = admin.get("/channels").json()["opened_total"]
 
             # Outage: every REST request fails; open channels go on.
