@@ -549,7 +549,7 @@ class Collector:
             self._verify_delay = min(self._verify_delay * 2, _VERIFY_RETRY_S[1])
             refused = list(dict.fromkeys(  # a tag in several failed windows is probed (and named) once
                 w for web_ids, exc in outcome.failures if isinstance(exc, (NotFound, BadRequest)) for w in web_ids))
-            if refused:
+            if refused and not self._stopping:  # probes started now would outlive the stop's cancellation of them
                 self._isolate(refused)
         else:
             self._verify_error, self._verify_delay = None, _VERIFY_RETRY_S[0]
