@@ -42,7 +42,7 @@ from pi_platform.streaming.gaps import GapLedger
 from pi_platform.streaming.identity import BadTag, Identities, probe
 from pi_platform.streaming.messages import STREAM_SCHEMA, parse_records
 from pi_platform.streaming.metrics import RollingMetrics
-from pi_platform.streaming.pending import CorrectionBudget, PendingGroups
+from pi_platform.streaming.pending import CorrectionBudget, PendingGroups, windows
 from pi_platform.streaming.reconcile import Plan, compose, drop_before_start, late_groups
 from pi_platform.streaming.shards import Shard
 from pi_platform.streaming.sink import Commit, StreamSink
@@ -77,6 +77,10 @@ class CollectorConfig:
     # Every (re)connect re-reads this much before each stream's last committed value: corrections PI made
     # while nobody listened are otherwise invisible (PI Web API has no "modified since" query).
     correction_lookback_s: float = 600.0
+    # A late group (a PI correction, mostly) waits at least this long before its verification read: corrections to
+    # one second of PI time come 5 s to minutes apart, and one read and rewrite of that second's files then answers
+    # all that came meanwhile. The table shows a correction up to this much later; fresh values are not held.
+    verify_settle_s: float = 30.0
     # A channel's gap is read up to this long after the socket opened: the server starts its subscription only
     # after the handshake the client has already seen (a loaded PI Web API, or a gap-ledger fsync, makes that
     # ms to s), and values stamped in between would be in neither the read nor the channel. The overlap is
@@ -143,7 +147,7 @@ class Collector:
         self._verified_groups = 0
         self._pending = PendingGroups(self.state_dir, fsync=config.fsync)
         self._budget = CorrectionBudget()
-        self._last_verified = 0  # late groups the last round verified: the budget grows only while used
+        self._last_windows = 0  # read windows the last round verified: the budget grows only while used
         self._round: pd.MultiIndex | None = None  # late groups being read, or read and not yet committed
         self._verification: asyncio.Task[None] | None = None  # the round's reads (off the batch path)
         self._answers: list[reads.AuthoritativeRows] = []  # the round's answers, for the next batch to commit
@@ -523,8 +527,9 @@ class Collector:
                         "against; a tag that comes back is re-read from before its last value", dropped)
         oldest = self.wal.oldest_received_ns
         budget = self._budget.next(0.0 if oldest is None else time.time() - oldest / 1e9,
-                                   self.config.batch_max_age_s, self._last_verified)
-        groups = self._pending.oldest(budget)
+                                   self.config.batch_max_age_s, self._last_windows)
+        settled = math.inf if self._stopping else time.time() - self.config.verify_settle_s
+        groups = self._pending.take(budget, seen_before=settled)
         if len(groups):
             self._round = groups
             self._verification = asyncio.create_task(self._verify(groups), name="verification")
@@ -589,7 +594,7 @@ class Collector:
         if answers:
             self._pending.discard(verified)
             self._verified_groups += len(verified)
-            self._last_verified = len(verified)
+            self._last_windows = windows(verified)
             self._round = None
         self._after_commit(commit, plan, reads_now, verified)
 
@@ -695,7 +700,7 @@ class Collector:
             "problems": self.problems(now),
             "verified_groups": self._verified_groups,
             "late_groups": {"waiting": len(self._pending), "oldest_age_s": self._pending.age_s(now),
-                            "budget_per_round": self._budget.now},
+                            "budget_per_round": self._budget.now, "settle_s": self.config.verify_settle_s},
             "last_error": self._last_error,
         }
 

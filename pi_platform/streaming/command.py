@@ -57,6 +57,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--stop-drain", type=float, default=None,
                         help="seconds a stop keeps committing what was received; the rest stays in the WAL for the "
                         "next start (default: all of it; under Kubernetes, less than the pod's grace period)")
+    parser.add_argument("--verify-settle", type=float, default=CollectorConfig.verify_settle_s,
+                        help="seconds a late group (a PI correction) waits before it is read back, so one read and "
+                        "rewrite answers every correction to that second meanwhile (default %(default)s)")
     parser.add_argument("--heartbeat-rate", type=int, default=5, help="channel heartbeatRate (0: none)")
     parser.add_argument("--dead-channel-timeout", type=float, default=60.0,
                         help="seconds without data or heartbeat before a channel is declared dead")
@@ -101,6 +104,7 @@ def run(args: argparse.Namespace) -> int:
         stop_drain_s=args.stop_drain,
         start=args.start,
         correction_lookback_s=args.correction_lookback,
+        verify_settle_s=args.verify_settle,
         fsync=not args.no_fsync,
         compact_every_commits=args.compact_every,
         bad_tag_retry_s=args.bad_tag_retry,
@@ -166,7 +170,8 @@ def format_status(status: dict) -> str:
         f"reconnects   {status.get('reconnects', 0)} (dead channels {status.get('dead_channels', 0)})",
         f"corrections  {late.get('waiting', 0)} late groups waiting"
         + (f", the oldest {late['oldest_age_s']:.0f}s" if late.get("oldest_age_s") is not None else "")
-        + f", {status.get('verified_groups', 0)} verified",
+        + f", {status.get('verified_groups', 0)} verified"
+        + (f" (each read once {late['settle_s']:g}s old)" if late.get("settle_s") else ""),
         f"gaps         {len(status.get('gaps') or [])} open, {status['backfills'].get('running', 0)} being read, "
         f"{status['backfills'].get('closed', 0)} closed",
         "last commit  " + (f"Delta v{last['delta_version']} {last['mode']} {last['rows']} rows "

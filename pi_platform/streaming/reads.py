@@ -18,17 +18,12 @@ import pyarrow as pa
 from pi_platform.client import PIWebAPIClient
 from pi_platform.client.errors import PIWebAPIError
 from pi_platform.streaming.messages import with_received_at
+from pi_platform.streaming.pending import VERIFY_SPAN_US
 from pi_platform.streaming.reconcile import select_groups
 
 # Streams whose gap starts within this spread share one multi-stream read (the earliest start wins; rows
 # before a stream's own start are dropped), so a reconnect of 1,000 streams is a few requests, not 1,000.
 _START_SPREAD_US = 300_000_000
-# Late groups of one verification read span at most this much time. A read returns every value of its streams in
-# its window, so a wide one costs far more than the groups it is for: with corrections up to 5 minutes late at
-# 50,000 values/s, one read over the batch's late groups returned up to 41,000 values for ~20 groups.
-_VERIFY_SPAN_US = 1_000_000
-
-
 @dataclass(frozen=True)
 class AuthoritativeRows:
     read_started: float  # epoch seconds
@@ -79,12 +74,12 @@ async def backfill(client: PIWebAPIClient, starts: dict[str, int], end_us: int) 
 
 async def verify(client: PIWebAPIClient, groups: pd.MultiIndex) -> Verification:
     """PI's current content of exactly these (web_id, ts) groups (possibly none: PI no longer holds it). Groups in
-    one `_VERIFY_SPAN_US` window (counted from the first group) share one multi-stream read; the windows are read
+    one `VERIFY_SPAN_US` window (aligned, as the queue counts them) share one multi-stream read; the windows are read
     at once, and one PI fails (a deleted tag's 404, a 5xx after the client's retries) costs only its own groups."""
     if len(groups) == 0:
         return Verification([], [])
     frame = groups.to_frame(index=False).sort_values("ts", kind="stable")
-    window = (frame["ts"].to_numpy() - int(frame["ts"].iloc[0])) // _VERIFY_SPAN_US
+    window = frame["ts"].to_numpy() // VERIFY_SPAN_US
     parts = [frame.iloc[run] for run in np.split(np.arange(len(frame)), np.flatnonzero(np.diff(window)) + 1)]
     results = await asyncio.gather(*(_read_groups(client, part) for part in parts), return_exceptions=True)
     answers, failures = [], []

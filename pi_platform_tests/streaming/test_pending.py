@@ -21,11 +21,14 @@ from pi_platform.simulator.clock import to_us
 from pi_platform.storage import DeltaStore
 from pi_platform.streaming.collector import Collector, CollectorConfig
 from pi_platform.streaming.messages import parse_records
-from pi_platform.streaming.pending import PENDING_FILE, CorrectionBudget, PendingGroups
+from pi_platform.streaming.pending import PENDING_FILE, VERIFY_SPAN_US, CorrectionBudget, PendingGroups, windows
 from pi_platform.streaming.sink import StreamSink
 from pi_platform.streaming.state import CURSORS_FILE, STATUS_FILE, WAL_DIR, read_json, write_subscription
 from pi_platform.streaming.wal import WriteAheadLog
 
+
+
+S = VERIFY_SPAN_US  # one read window
 
 
 def _keys(pairs: list[tuple[str, int]]) -> pd.MultiIndex:
@@ -33,44 +36,68 @@ def _keys(pairs: list[tuple[str, int]]) -> pd.MultiIndex:
 
 
 def test_pending_groups_keep_first_seen_order_and_survive_a_new_instance(tmp_path):
+    """One group per read window here: `take(n)` is then the n oldest groups."""
     pending = PendingGroups(tmp_path, fsync=False)
-    assert len(pending) == 0 and pending.age_s(100.0) is None and len(pending.oldest(5)) == 0
-    pending.add(_keys([("b", 20), ("a", 10)]), 100.0)
-    pending.add(_keys([("a", 10), ("c", 5)]), 107.0)  # ("a", 10) again: keeps its place and first-seen time
-    assert pending.oldest(10).tolist() == [("b", 20), ("a", 10), ("c", 5)]
-    assert pending.oldest(2).tolist() == [("b", 20), ("a", 10)] and len(pending.oldest(0)) == 0
-    assert pending.oldest(10).names == ["web_id", "ts"]
+    assert len(pending) == 0 and pending.age_s(100.0) is None and len(pending.take(5)) == 0
+    pending.add(_keys([("b", 20 * S), ("a", 10 * S)]), 100.0)
+    pending.add(_keys([("a", 10 * S), ("c", 5 * S)]), 107.0)  # ("a", 10 * S) again: keeps its place and first-seen time
+    assert pending.take(10).tolist() == [("b", 20 * S), ("a", 10 * S), ("c", 5 * S)]
+    assert pending.take(2).tolist() == [("b", 20 * S), ("a", 10 * S)] and len(pending.take(0)) == 0
+    assert pending.take(10).names == ["web_id", "ts"]
     assert pending.age_s(110.0) == 10.0  # the oldest first-seen time, not the re-add's
 
     pending.save()
     path = tmp_path / PENDING_FILE
     restored = PendingGroups(tmp_path)
-    assert restored.oldest(10).tolist() == [("b", 20), ("a", 10), ("c", 5)] and restored.age_s(110.0) == 10.0
-    restored.discard(_keys([("b", 20)]))
-    assert restored.age_s(110.0) == 10.0  # ("a", 10) kept its first-seen time through the file
-    restored.add(_keys([("b", 20)]), 120.0)  # re-queued after its verification: now the newest
-    assert restored.oldest(10).tolist() == [("a", 10), ("c", 5), ("b", 20)]
+    assert restored.take(10).tolist() == [("b", 20 * S), ("a", 10 * S), ("c", 5 * S)] and restored.age_s(110.0) == 10.0
+    restored.discard(_keys([("b", 20 * S)]))
+    assert restored.age_s(110.0) == 10.0  # ("a", 10 * S) kept its first-seen time through the file
+    restored.add(_keys([("b", 20 * S)]), 120.0)  # re-queued after its verification: now the newest
+    assert restored.take(10).tolist() == [("a", 10 * S), ("c", 5 * S), ("b", 20 * S)]
     restored.save()
-    assert PendingGroups(tmp_path).oldest(10).tolist() == [("a", 10), ("c", 5), ("b", 20)]
+    assert PendingGroups(tmp_path).take(10).tolist() == [("a", 10 * S), ("c", 5 * S), ("b", 20 * S)]
 
     # Nothing changed (re-adding waiting groups, discarding unknown ones): nothing is written.
     before = os.stat(path)
     time.sleep(0.01)
-    restored.add(_keys([("c", 5)]), 200.0)
-    restored.discard(_keys([("z", 1)]))
+    restored.add(_keys([("c", 5 * S)]), 200.0)
+    restored.discard(_keys([("z", S)]))
     restored.save()
     after = os.stat(path)
     assert (after.st_ino, after.st_mtime_ns) == (before.st_ino, before.st_mtime_ns)
 
-    restored.discard(_keys([("b", 20), ("c", 5)]))
+    restored.discard(_keys([("b", 20 * S), ("c", 5 * S)]))
     restored.save()
-    assert PendingGroups(tmp_path).oldest(10).tolist() == [("a", 10)]
-    restored.discard(restored.oldest(1))
+    assert PendingGroups(tmp_path).take(10).tolist() == [("a", 10 * S)]
+    restored.discard(restored.take(1))
     restored.save()
     emptied = PendingGroups(tmp_path)
     assert len(emptied) == 0 and emptied.age_s(0.0) is None
 
 
+def test_a_round_takes_every_group_waiting_in_the_windows_of_the_oldest_ones(tmp_path):
+    """The budget counts read windows: a window's read and rewrite are paid once, so a round takes all of its groups,
+    however recently they came, and the newest window waits behind the budget."""
+    pending = PendingGroups(tmp_path, fsync=False)
+    pending.add(_keys([("a", 10 * S + 1)]), 100.0)
+    pending.add(_keys([("b", 30 * S)]), 101.0)
+    pending.add(_keys([("c", 10 * S + 999_999), ("d", 20 * S)]), 102.0)
+    pending.add(_keys([("e", 10 * S)]), 103.0)  # window 10 again, after everything else
+    assert pending.take(1).tolist() == [("a", 10 * S + 1), ("c", 10 * S + 999_999), ("e", 10 * S)]
+    assert windows(pending.take(1)) == 1
+    two = pending.take(2)
+    assert set(two.tolist()) == {("a", 10 * S + 1), ("c", 10 * S + 999_999), ("e", 10 * S), ("b", 30 * S)}
+    assert windows(two) == 2 and windows(pending.take(99)) == 3 and len(pending.take(99)) == 5
+    assert windows(_keys([])) == 0 and len(pending.take(0)) == 0
+    # Settling: only windows of groups first seen before the cut are chosen, with every group in them.
+    assert len(pending.take(5, seen_before=100.0)) == 0
+    assert set(pending.take(5, seen_before=100.5).tolist()) == {("a", 10 * S + 1), ("c", 10 * S + 999_999),
+                                                                 ("e", 10 * S)}
+    assert windows(pending.take(5, seen_before=102.0)) == 2
+
+    pending.discard(_keys([("a", 10 * S + 1), ("c", 10 * S + 999_999)]))  # verified; ("e", 10 * S) still waits in window 10
+    assert pending.take(1).tolist() == [("b", 30 * S)]  # the longest-waiting group left decides, not the time
+    assert pending.take(3).tolist() == [("b", 30 * S), ("d", 20 * S), ("e", 10 * S)]
 def test_correction_budget_grows_only_when_used_while_caught_up_and_is_cut_when_behind():
     budget = CorrectionBudget(low=8, high=64, slack_s=0.5, now=16)
     assert budget.next(0.2, 1.0, used=15) == 16  # not all of it used: unchanged
@@ -104,7 +131,8 @@ def test_fresh_values_flow_while_late_groups_wait_and_a_stop_drains_them(make_si
     state_dir, lake = tmp_path / "state", tmp_path / "lake"
     # Start minutes back: the backfill holds values whose corrections then arrive live, as late groups.
     write_subscription(state_dir, web_ids, start="*-3m")
-    config = CollectorConfig(state_dir=state_dir, delta_root=str(lake), batch_max_age_s=0.3, status_interval_s=0.2)
+    config = CollectorConfig(state_dir=state_dir, delta_root=str(lake), batch_max_age_s=0.3, status_interval_s=0.2,
+                             verify_settle_s=0.0)
     collector = Collector(config, PIWebAPIConfig(url=sim.base_url))
     collector._budget = CorrectionBudget(low=1, high=1, now=1)  # noqa: SLF001 - one verification per batch
 
@@ -210,7 +238,7 @@ def test_groups_waiting_in_the_file_at_a_crash_are_verified_after_the_restart(ma
     frozen = plant.clock.now()  # PI stops changing: its content at the crash is what the restart must reach
     httpx.post(f"{sim.admin_url}/clock", json={"now": frozen.isoformat()}).raise_for_status()
 
-    saved = set(PendingGroups(state_dir).oldest(10**9).tolist())
+    saved = set(PendingGroups(state_dir).take(10**9).tolist())
     committed = StreamSink(DeltaStore(str(lake)), CollectorConfig(state_dir, str(lake)).app_id).committed_offset()
     unread = [r for r in WriteAheadLog(state_dir / WAL_DIR).records(after=committed) if r.payload]
     rows = parse_records(unread).rows
@@ -225,7 +253,8 @@ def test_groups_waiting_in_the_file_at_a_crash_are_verified_after_the_restart(ma
     # Restart on the same state directory, normal budget, subscribed to nothing: no channel, no restart gap read,
     # so only the queue in the file can bring PI's corrections in.
     write_subscription(state_dir, [])
-    restarted = Collector(CollectorConfig(state_dir=state_dir, delta_root=str(lake), batch_max_age_s=0.1),
+    restarted = Collector(CollectorConfig(state_dir=state_dir, delta_root=str(lake), batch_max_age_s=0.1,
+                                          verify_settle_s=0.0),
                           PIWebAPIConfig(url=sim.base_url))
     assert len(restarted._pending) == len(saved)  # noqa: SLF001
 
@@ -257,7 +286,8 @@ def test_a_stop_while_pi_refuses_the_verification_reads_leaves_the_queue_to_the_
     waiting = PendingGroups(state_dir)
     waiting.add(_keys([("W1", 1_700_000_000_000_000)]), time.time())
     waiting.save()
-    collector = Collector(CollectorConfig(state_dir=state_dir, delta_root=str(tmp_path / "lake"), batch_max_age_s=0.1),
+    collector = Collector(CollectorConfig(state_dir=state_dir, delta_root=str(tmp_path / "lake"), batch_max_age_s=0.1,
+                                          verify_settle_s=0.0),
                           PIWebAPIConfig(url="http://127.0.0.1:9/piwebapi"))  # nothing listens: every read fails
 
     async def stop_once_a_read_failed() -> list[dict]:
@@ -275,4 +305,4 @@ def test_a_stop_while_pi_refuses_the_verification_reads_leaves_the_queue_to_the_
     problems = asyncio.run(stop_once_a_read_failed())
     assert [p["kind"] for p in problems] == ["verification"] and "127.0.0.1:9" in problems[0]["message"]
     assert read_json(state_dir / STATUS_FILE)["late_groups"]["waiting"] == 1
-    assert PendingGroups(state_dir).oldest(5).tolist() == [("W1", 1_700_000_000_000_000)]
+    assert PendingGroups(state_dir).take(5).tolist() == [("W1", 1_700_000_000_000_000)]

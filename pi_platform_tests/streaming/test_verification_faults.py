@@ -112,7 +112,8 @@ def test_a_deleted_tag_among_waiting_groups_is_dropped_and_the_others_are_verifi
     waiting = PendingGroups(state_dir)
     waiting.add(pd.MultiIndex.from_tuples([*bad, *healthy], names=["web_id", "ts"]), time.time())
     waiting.save()
-    collector = Collector(CollectorConfig(state_dir=state_dir, delta_root=str(lake), batch_max_age_s=0.1),
+    collector = Collector(CollectorConfig(state_dir=state_dir, delta_root=str(lake), batch_max_age_s=0.1,
+                                          verify_settle_s=0.0),
                           PIWebAPIConfig(url=sim.base_url))
 
     async def until_drained() -> dict:

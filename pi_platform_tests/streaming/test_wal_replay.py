@@ -101,7 +101,7 @@ def test_status_command_reads_what_the_collector_wrote(make_simulator, tmp_path,
     assert cli.main(["stream", "--status", "--state-dir", str(state_dir)]) == 0
     out = capsys.readouterr().out
     assert "stopped" in out and "subscription 3 streams" in out and "last commit  Delta v0" in out
-    assert "corrections  0 late groups waiting" in out
+    assert "corrections  0 late groups waiting" in out and "(each read once 30s old)" in out  # the default settle
     assert cli.main(["stream", "--status", "--json", "--state-dir", str(state_dir)]) == 0
     assert orjson.loads(capsys.readouterr().out)["commits"] >= 1
 

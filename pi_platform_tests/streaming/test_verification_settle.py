@@ -1,0 +1,98 @@
+"""Late groups settle before their verification read (`CollectorConfig.verify_settle_s`, `pending.py`): a round takes
+the read windows (one second of PI time) of the groups that have waited the settle, with every group waiting in them,
+however recent; a window with no settled group waits. So corrections to one second that came within the settle cost
+one read and one rewrite together.
+
+Driven through the real collector against the simulator (its clock frozen, so PI's content is a constant), with the
+queue written beforehand and no channel: only the queue brings PI's values in, and the simulator's request log shows
+each read the collector made."""
+
+import asyncio
+import time
+from datetime import datetime, timedelta, timezone
+from urllib.parse import parse_qs
+
+import httpx
+import pandas as pd
+import pyarrow as pa
+from streaming_helpers import doubled_keys, group_rows, plant_groups, table_values, utc
+
+from pi_platform.client import PIWebAPIConfig
+from pi_platform.streaming.collector import Collector, CollectorConfig
+from pi_platform.streaming.pending import VERIFY_SPAN_US, PendingGroups
+from pi_platform.streaming.state import write_subscription
+
+_SETTLE_S = 5.0
+
+
+def _recorded_reads(admin: httpx.Client) -> list[set[str]]:
+    """The WebIds of each recorded-values read the simulator served, in order."""
+    reads = []
+    for request in admin.get("/requests").json()["requests"]:
+        if request["path"].endswith("/recorded"):
+            query = parse_qs(request["query"])
+            path_id = request["path"].split("/streams/")[-1].split("/")[0] if "/streams/" in request["path"] else None
+            reads.append(set(query.get("webId") or query.get("webid") or []) | ({path_id} if path_id else set()))
+    return reads
+
+
+def test_a_round_waits_for_the_settle_and_reads_each_second_once_for_all_its_groups(make_simulator, tmp_path):
+    now = datetime(2024, 5, 1, 12, tzinfo=timezone.utc)
+    sim = make_simulator(n_tags=4, values_per_minute=600, correction_rate=0.3, now=now)  # frozen: PI does not move
+    plant = sim.plant
+    tags = [p.web_id for p in plant.points if not p.name.startswith("EDGE.")][:3]
+    # Three archived values ten minutes back (every correction made): two tags in one second, a third two seconds on.
+    second = (int((now - timedelta(seconds=600)).timestamp() * 1e6) // VERIFY_SPAN_US) * VERIFY_SPAN_US
+
+    def value_in(web_id: str, start_us: int) -> int:
+        stamps = plant.recorded(web_id, utc(start_us), utc(start_us + VERIFY_SPAN_US - 1), now=now)["timestamp"]
+        return stamps.cast(pa.int64()).to_pylist()[0]
+
+    old, young, other = ((tags[0], value_in(tags[0], second)), (tags[1], value_in(tags[1], second)),
+                         (tags[2], value_in(tags[2], second + 2 * VERIFY_SPAN_US)))
+    state_dir, lake = tmp_path / "state", tmp_path / "lake"
+    state_dir.mkdir()
+    write_subscription(state_dir, [])  # no channel
+    queued = PendingGroups(state_dir)
+    started = time.time()
+    queued.add(pd.MultiIndex.from_tuples([old], names=["web_id", "ts"]), started - 10 * _SETTLE_S)  # settled
+    queued.add(pd.MultiIndex.from_tuples([young, other], names=["web_id", "ts"]), started)  # just seen
+    queued.save()
+    collector = Collector(CollectorConfig(state_dir=state_dir, delta_root=str(lake), batch_max_age_s=0.1,
+                                          verify_settle_s=_SETTLE_S), PIWebAPIConfig(url=sim.base_url))
+    admin = httpx.Client(base_url=sim.admin_url, timeout=10)
+    samples: list[tuple[float, int, int]] = []  # (time after the look, groups verified, recorded reads so far)
+
+    async def until_drained() -> None:
+        stop = asyncio.Event()
+        task = asyncio.create_task(collector.run(stop))
+        try:
+            deadline = time.monotonic() + 30
+            while len(collector._pending) or collector._round is not None:  # noqa: SLF001 - test observes progress
+                assert time.monotonic() < deadline and not task.done(), collector.status()["late_groups"]
+                reads = await asyncio.to_thread(_recorded_reads, admin)
+                verified = collector.status()["verified_groups"]
+                samples.append((time.time(), verified, len(reads)))
+                await asyncio.sleep(0.05)
+        finally:
+            stop.set()
+            await asyncio.wait_for(task, 30)
+
+    try:
+        asyncio.run(until_drained())
+        reads = _recorded_reads(admin)
+    finally:
+        admin.close()
+
+    # The settled group's second was read at once, with the young group waiting in it: one read, both tags.
+    assert reads[0] == {old[0], young[0]}
+    # The other second, holding only a group seen at the start, was not read before the settle had passed.
+    early = [s for s in samples if s[0] < started + _SETTLE_S - 0.1]
+    assert early and max(verified for _, verified, _ in early) <= 2 and max(n for _, _, n in early) <= 1
+    assert any(verified == 2 for _, verified, _ in early)  # the first round did not wait for the settle
+    assert reads == [{old[0], young[0]}, {other[0]}]  # two seconds, two reads, for three groups
+    assert collector.status()["verified_groups"] == 3
+    keys = {old, young, other}
+    assert group_rows(table_values(lake), keys) == plant_groups(plant, keys, now)
+    assert all(group_rows(table_values(lake), keys).values()) and doubled_keys(lake) == 0
+    assert len(PendingGroups(state_dir)) == 0
