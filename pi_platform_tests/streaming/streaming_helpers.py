@@ -11,6 +11,8 @@ import json
 import os
 import signal
 import threading
+import time
+from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -348,3 +350,26 @@ def corrected_plant_collector(make_simulator, tmp_path: Path, client: dict[str, 
         runner.stop()
         raise
     return sim, web_ids, state_dir, lake, runner
+
+
+def run_until_queue_empty(collector: Collector, timeout: float, observe: Callable[[], None] | None = None
+                          ) -> dict[str, Any]:
+    """Run `collector` until no late group waits or is being verified, calling `observe` between looks; then stop it
+    (a drain) and return the status it had when the queue emptied."""
+    async def until_drained() -> dict[str, Any]:
+        stop = asyncio.Event()
+        task = asyncio.create_task(collector.run(stop))
+        try:
+            deadline = time.monotonic() + timeout
+            while len(collector._pending) or collector._round is not None:  # noqa: SLF001 - test observes progress
+                assert time.monotonic() < deadline and not task.done(), \
+                    f"the queue did not empty: {collector.status()['late_groups']}, {collector.status()['problems']}"
+                if observe is not None:
+                    observe()
+                await asyncio.sleep(0.05)
+            return collector.status()
+        finally:
+            stop.set()
+            await asyncio.wait_for(task, 30)
+
+    return asyncio.run(until_drained())

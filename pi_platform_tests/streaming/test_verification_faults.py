@@ -6,7 +6,6 @@ open channels go on). A deleted tag is one PI answers 404 for: its groups, queue
 read window, fail that window until the tag is probed, named a bad tag, and its groups dropped.
 """
 
-import asyncio
 import logging
 import time
 from datetime import datetime, timedelta, timezone
@@ -17,8 +16,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
 from streaming_helpers import (assert_equals_pi, corrected_plant_collector, doubled_keys, freeze_and_converge,
-                               group_rows, heal_and_drain, newest_per_stream, plant_groups, table_values, utc,
-                               verification_problems)
+                               group_rows, heal_and_drain, newest_per_stream, plant_groups, run_until_queue_empty,
+                               table_values, utc, verification_problems)
 
 from pi_platform.bench.chaos import unknown_point
 from pi_platform.client import PIWebAPIConfig
@@ -116,22 +115,8 @@ def test_a_deleted_tag_among_waiting_groups_is_dropped_and_the_others_are_verifi
                                           verify_settle_s=0.0),
                           PIWebAPIConfig(url=sim.base_url))
 
-    async def until_drained() -> dict:
-        stop = asyncio.Event()
-        task = asyncio.create_task(collector.run(stop))
-        try:
-            deadline = time.monotonic() + 20
-            while len(collector._pending) or collector._round is not None:  # noqa: SLF001 - test observes progress
-                assert time.monotonic() < deadline and not task.done(), \
-                    f"the queue did not empty: {collector.status()['late_groups']}, {collector.status()['problems']}"
-                await asyncio.sleep(0.05)
-            return collector.status()
-        finally:
-            stop.set()
-            await asyncio.wait_for(task, 30)
-
     with caplog.at_level(logging.WARNING, logger="pi_platform.streaming.collector"):
-        status = asyncio.run(until_drained())
+        status = run_until_queue_empty(collector, 20)
 
     assert [b["web_id"] for b in status["bad_tags"]] == [gone]
     assert any(p["kind"] == "bad_tag" and gone in p["message"] for p in status["problems"])

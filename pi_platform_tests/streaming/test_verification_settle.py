@@ -7,7 +7,6 @@ Driven through the real collector against the simulator (its clock frozen, so PI
 queue written beforehand and no channel: only the queue brings PI's values in, and the simulator's request log shows
 each read the collector made."""
 
-import asyncio
 import time
 from datetime import datetime, timedelta, timezone
 from urllib.parse import parse_qs
@@ -15,7 +14,7 @@ from urllib.parse import parse_qs
 import httpx
 import pandas as pd
 import pyarrow as pa
-from streaming_helpers import doubled_keys, group_rows, plant_groups, table_values, utc
+from streaming_helpers import doubled_keys, group_rows, plant_groups, run_until_queue_empty, table_values, utc
 
 from pi_platform.client import PIWebAPIConfig
 from pi_platform.streaming.collector import Collector, CollectorConfig
@@ -63,23 +62,13 @@ def test_a_round_waits_for_the_settle_and_reads_each_second_once_for_all_its_gro
     admin = httpx.Client(base_url=sim.admin_url, timeout=10)
     samples: list[tuple[float, int, int]] = []  # (time after the look, groups verified, recorded reads so far)
 
-    async def until_drained() -> None:
-        stop = asyncio.Event()
-        task = asyncio.create_task(collector.run(stop))
-        try:
-            deadline = time.monotonic() + 30
-            while len(collector._pending) or collector._round is not None:  # noqa: SLF001 - test observes progress
-                assert time.monotonic() < deadline and not task.done(), collector.status()["late_groups"]
-                reads = await asyncio.to_thread(_recorded_reads, admin)
-                verified = collector.status()["verified_groups"]
-                samples.append((time.time(), verified, len(reads)))
-                await asyncio.sleep(0.05)
-        finally:
-            stop.set()
-            await asyncio.wait_for(task, 30)
+    def observe() -> None:
+        reads = _recorded_reads(admin)
+        verified = collector.status()["verified_groups"]
+        samples.append((time.time(), verified, len(reads)))
 
     try:
-        asyncio.run(until_drained())
+        run_until_queue_empty(collector, 30, observe)
         reads = _recorded_reads(admin)
     finally:
         admin.close()
