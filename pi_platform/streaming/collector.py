@@ -149,6 +149,9 @@ class Collector:
         self._budget = CorrectionBudget()
         self._last_windows = 0  # read windows the last round verified: the budget grows only while used
         self._round: pd.MultiIndex | None = None  # late groups being read, or read and not yet committed
+        # Groups of the round that channel messages named again while it was in flight: PI may have changed them after
+        # the read started, so they are read again once the round's answers are committed.
+        self._again: pd.MultiIndex = pd.MultiIndex.from_arrays([[], []], names=["web_id", "ts"])
         self._verification: asyncio.Task[None] | None = None  # the round's reads (off the batch path)
         self._answers: list[reads.AuthoritativeRows] = []  # the round's answers, for the next batch to commit
         self._verify_error: tuple[str, str] | None = None  # (severity, message) of the last failed verification read
@@ -561,7 +564,7 @@ class Collector:
         if outcome.answers:
             self._answers = outcome.answers  # the round ends with the commit holding them
         else:
-            self._round = None
+            self._round, self._again = None, self._again[:0]  # its groups all still wait
 
     async def _take_batch(self) -> tuple[list[WalRecord], list[reads.AuthoritativeRows], list[reads.AuthoritativeRows]]:
         records = self.wal.take(self.config.batch_max_bytes) if self.wal.buffered_records else []
@@ -582,7 +585,9 @@ class Collector:
         parsed = parse_records([r for r in records if r.source != _MARKER])
         channel = drop_before_start(parsed.rows, self._since)
         late = late_groups(channel, self._hwm)
-        self._pending.add(late, time.time())
+        self._pending.add(late, time.time())  # one still waiting keeps its place...
+        if self._round is not None and len(late):  # ...and one being read now is read again after
+            self._again = self._again.union(late.intersection(self._round))
         verified = late[:0]
         for answer in answers:
             verified = verified.union(answer.verifies)
@@ -593,6 +598,8 @@ class Collector:
         commit = await asyncio.to_thread(self._commit, plan, records[-1].end, rejects)
         if answers:
             self._pending.discard(verified)
+            self._pending.add(self._again, time.time())
+            self._again = self._again[:0]
             self._verified_groups += len(verified)
             self._last_windows = windows(verified)
             self._round = None

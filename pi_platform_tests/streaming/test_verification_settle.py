@@ -7,11 +7,13 @@ Driven through the real collector against the simulator (its clock frozen, so PI
 queue written beforehand and no channel: only the queue brings PI's values in, and the simulator's request log shows
 each read the collector made."""
 
+import asyncio
 import time
 from datetime import datetime, timedelta, timezone
 from urllib.parse import parse_qs
 
 import httpx
+import orjson
 import pandas as pd
 import pyarrow as pa
 from streaming_helpers import doubled_keys, group_rows, plant_groups, run_until_queue_empty, table_values, utc
@@ -35,6 +37,12 @@ def _recorded_reads(admin: httpx.Client) -> list[set[str]]:
     return reads
 
 
+def _value_in(plant, web_id: str, start_us: int, now: datetime) -> int:
+    """The first archived value time of `web_id` in the second from `start_us`."""
+    stamps = plant.recorded(web_id, utc(start_us), utc(start_us + VERIFY_SPAN_US - 1), now=now)["timestamp"]
+    return stamps.cast(pa.int64()).to_pylist()[0]
+
+
 def test_a_round_waits_for_the_settle_and_reads_each_second_once_for_all_its_groups(make_simulator, tmp_path):
     now = datetime(2024, 5, 1, 12, tzinfo=timezone.utc)
     sim = make_simulator(n_tags=4, values_per_minute=600, correction_rate=0.3, now=now)  # frozen: PI does not move
@@ -43,12 +51,8 @@ def test_a_round_waits_for_the_settle_and_reads_each_second_once_for_all_its_gro
     # Three archived values ten minutes back (every correction made): two tags in one second, a third two seconds on.
     second = (int((now - timedelta(seconds=600)).timestamp() * 1e6) // VERIFY_SPAN_US) * VERIFY_SPAN_US
 
-    def value_in(web_id: str, start_us: int) -> int:
-        stamps = plant.recorded(web_id, utc(start_us), utc(start_us + VERIFY_SPAN_US - 1), now=now)["timestamp"]
-        return stamps.cast(pa.int64()).to_pylist()[0]
-
-    old, young, other = ((tags[0], value_in(tags[0], second)), (tags[1], value_in(tags[1], second)),
-                         (tags[2], value_in(tags[2], second + 2 * VERIFY_SPAN_US)))
+    old, young, other = [(web_id, _value_in(plant, web_id, start, now))
+                         for web_id, start in zip(tags, [second, second, second + 2 * VERIFY_SPAN_US], strict=True)]
     state_dir, lake = tmp_path / "state", tmp_path / "lake"
     state_dir.mkdir()
     write_subscription(state_dir, [])  # no channel
@@ -85,3 +89,45 @@ def test_a_round_waits_for_the_settle_and_reads_each_second_once_for_all_its_gro
     assert group_rows(table_values(lake), keys) == plant_groups(plant, keys, now)
     assert all(group_rows(table_values(lake), keys).values()) and doubled_keys(lake) == 0
     assert len(PendingGroups(state_dir)) == 0
+
+
+def test_a_group_a_channel_names_again_while_its_read_is_in_flight_is_read_again(make_simulator, tmp_path):
+    """PI may change a value after the read of its group started; a channel message naming the group then must not be
+    lost to the round's older answer (it was: the group, still queued, kept its place and was then discarded)."""
+    now = datetime(2024, 5, 1, 12, tzinfo=timezone.utc)
+    sim = make_simulator(n_tags=4, values_per_minute=600, correction_rate=0.3, now=now)
+    plant = sim.plant
+    tag = next(p.web_id for p in plant.points if not p.name.startswith("EDGE."))
+    group = (tag, _value_in(plant, tag, int((now - timedelta(seconds=600)).timestamp() * 1e6), now))
+    state_dir, lake = tmp_path / "state", tmp_path / "lake"
+    state_dir.mkdir()
+    write_subscription(state_dir, [])
+    queued = PendingGroups(state_dir)
+    queued.add(pd.MultiIndex.from_tuples([group], names=["web_id", "ts"]), time.time() - 60)
+    queued.save()
+    admin = httpx.Client(base_url=sim.admin_url, timeout=10)
+    admin.post("/faults", json={"latency_ms": 1500}).raise_for_status()  # each read is in flight 1.5 s
+    collector = Collector(CollectorConfig(state_dir=state_dir, delta_root=str(lake), batch_max_age_s=0.1,
+                                          verify_settle_s=0.0), PIWebAPIConfig(url=sim.base_url))
+    # PI's channel re-sending the value as a correction (Substituted) while the read is out.
+    stamp = utc(group[1]).isoformat().replace("+00:00", "Z")
+    message = orjson.dumps({"Items": [{"WebId": tag, "Name": tag, "Items": [
+        {"Timestamp": stamp, "Value": 123.25, "Good": True, "Substituted": True}]}]})
+    sent: list[bool] = []
+
+    def observe() -> None:
+        if not sent and collector._round is not None and not collector._answers:  # noqa: SLF001 - the round's state
+            asyncio.get_running_loop().create_task(collector.wal.append(time.time_ns(), "c1#1", message))
+            sent.append(True)
+
+    try:
+        run_until_queue_empty(collector, 30, observe)
+        reads = _recorded_reads(admin)
+    finally:
+        admin.close()
+
+    assert sent
+    assert reads == [{tag}, {tag}]  # read, named again during the read, read again
+    assert collector.status()["verified_groups"] == 2
+    assert group_rows(table_values(lake), {group}) == plant_groups(plant, {group}, now)  # PI's value, not the message's
+    assert doubled_keys(lake) == 0 and len(PendingGroups(state_dir)) == 0
