@@ -118,12 +118,13 @@ class PendingGroups:
 
 @dataclass
 class CorrectionBudget:
-    """How many read windows (of late groups) one verification round reads. Doubled after a round that used all of it while the
-    collector was caught up (the oldest message waiting had waited no longer than the batch age allows, plus
-    `slack_s`); cut when it is behind, at least by half and in proportion to how far behind (a batch that waited 8 s
-    against a 1-s allowance divides it by 8, so one oversized batch is not followed by several), never below `low`:
-    corrections take the time fresh values leave, and the backlog always drains once the storm passes. It grows only
-    while used, so a storm after a quiet hour starts from what the last busy batch could afford, not from `high`."""
+    """How many read windows (of late groups) one verification round reads. Doubled after a round that used all of
+    it while the collector was caught up (the oldest message waiting had waited no longer than the batch age allows,
+    plus `slack_s`); cut when it is behind, at least by half and in proportion to how far behind (a batch that waited
+    8 s against a 1-s allowance divides it by 8, so one oversized batch is not followed by several), never below
+    `low`: corrections take the time fresh values leave, and the backlog always drains once the storm passes. It
+    grows only while used, so a storm after a quiet hour starts from what the last busy batch could afford, not from
+    `high`."""
 
     low: int = 8
     high: int = 512

@@ -24,6 +24,8 @@ from pi_platform.streaming.reconcile import select_groups
 # Streams whose gap starts within this spread share one multi-stream read (the earliest start wins; rows
 # before a stream's own start are dropped), so a reconnect of 1,000 streams is a few requests, not 1,000.
 _START_SPREAD_US = 300_000_000
+
+
 @dataclass(frozen=True)
 class AuthoritativeRows:
     read_started: float  # epoch seconds
