@@ -17,6 +17,12 @@ from pi_platform.launcher.stream_status import status_line
 from pi_platform.streaming.state import STATUS_FILE, write_json
 from pi_platform_tests.launcher.helpers import free_port, isolated_env, listening
 
+def other_free_ports() -> list[str]:
+    """The simulator and viewer on free ports: their defaults may be taken on this machine (say, by a running
+    `pi-platform up`), which would add a problem the case does not expect."""
+    return ["--simulator-port", str(free_port()), "--viewer-port", str(free_port())]
+
+
 # case -> (arguments, environment, number of problems, what the output must say)
 CASES = {
     "reversed range": (["--partition", "2024-03-05...2024-03-01"], {}, 1, ["the range ends before it starts"]),
@@ -35,7 +41,8 @@ def test_preflight_reports_each_problem_in_one_line(case: str, tmp_path: Path):
     closed, ui_port = free_port(), free_port()
     env = isolated_env(tmp_path, **{k: v.format(closed=closed) for k, v in extra.items()})
     started = time.monotonic()
-    result = subprocess.run([sys.executable, "-m", "pi_platform.cli", "up", "--port", str(ui_port), *args],
+    result = subprocess.run([sys.executable, "-m", "pi_platform.cli", "up", "--port", str(ui_port),
+                             *other_free_ports(), *args],
                             env=env, capture_output=True, text=True, timeout=60)
     assert result.returncode == 2, result.stdout + result.stderr
     lines = result.stdout.strip().splitlines()
@@ -52,7 +59,7 @@ def test_preflight_names_a_busy_port(tmp_path: Path):
         busy.bind(("127.0.0.1", 0))
         busy.listen()
         port = busy.getsockname()[1]
-        result = subprocess.run([sys.executable, "-m", "pi_platform.cli", "up", "--port", str(port)],
+        result = subprocess.run([sys.executable, "-m", "pi_platform.cli", "up", "--port", str(port), *other_free_ports()],
                                 env=isolated_env(tmp_path), capture_output=True, text=True, timeout=60)
     assert result.returncode == 2
     assert f"preflight: Dagster UI port 127.0.0.1:{port} is in use: stop what listens there or pass --port" in result.stdout
