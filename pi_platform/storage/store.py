@@ -13,7 +13,8 @@ The root is a local directory or an object-store URI (`s3://bucket/prefix`) with
 """
 
 import re
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+import threading
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from datetime import date
@@ -229,16 +230,16 @@ class DeltaStore:
         """Last batch version `app_id` committed to `table` (None: never, or no table yet)."""
         return self.table(table).transaction_version(app_id) if self.exists(table) else None
 
-    def compact(self, table: str, *, target_size: int | None = None, lock: AbstractContextManager | None = None
-                ) -> dict[str, Any]:
+    def compact(self, table: str, *, target_size: int | None = None, lock: AbstractContextManager | None = None,
+                duty: float = 1.0, halt: threading.Event | None = None) -> dict[str, Any]:
         """Merge small files into larger ones. It may race a live writer (the stream collector, which also calls
         this on its own table between maintenance runs); a lost commit race is retried. A table ordered by a
         column (`TableSpec.ordered_by`) is compacted in that order (`compaction.py`; `target_size` is then moot,
-        `lock` is held around each of its commits)."""
+        `lock` is held around each of its commits, `duty` is the share of its time it works, `halt` ends it early)."""
         spec = TABLES.get(table)
         if spec is not None and spec.ordered_by:
             outcome = compact_in_order(lambda: self.table(table), self.uri(table), self._options(), spec.ordered_by,
-                                       lock=lock)
+                                       lock=lock, duty=duty, halt=halt)
             return {**outcome, "version": self.table(table).version()}
         result: dict[str, Any] = {}
 

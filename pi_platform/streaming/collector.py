@@ -22,6 +22,7 @@ import contextlib
 import logging
 import math
 import os
+import threading
 import time
 from collections import OrderedDict
 from dataclasses import asdict, dataclass, field
@@ -35,7 +36,7 @@ from pi_platform.client import PIWebAPIClient, PIWebAPIConfig
 from pi_platform.client.errors import AuthError, BadRequest, Forbidden, NotFound
 from pi_platform.pitime import parse_time
 from pi_platform.storage import DeltaStore
-from pi_platform.streaming import reads, shards, state
+from pi_platform.streaming import ahead, reads, shards, state
 from pi_platform.streaming.channel import ChannelConnection, ChannelOptions, channel_urls, handshake_headers, ssl_context
 from pi_platform.streaming.errors import ChannelAuthError, ChannelError, ChannelRejected
 from pi_platform.streaming.gaps import GapLedger
@@ -45,7 +46,7 @@ from pi_platform.streaming.metrics import RollingMetrics
 from pi_platform.streaming.pending import CorrectionBudget, PendingGroups, windows
 from pi_platform.streaming.reconcile import Plan, compose, drop_before_start, late_groups
 from pi_platform.streaming.shards import Shard
-from pi_platform.streaming.sink import Commit, StreamSink
+from pi_platform.streaming.sink import Commit, Prepared, StreamSink
 from pi_platform.streaming.snapshots import SnapshotOptions, SnapshotWatch
 from pi_platform.streaming.wal import WalRecord, WriteAheadLog
 from pi_platform.value_columns import REJECT_SCHEMA
@@ -55,6 +56,9 @@ log = logging.getLogger(__name__)
 _MARKER = "@marker"  # WAL source of records that only advance the offset (batches of PI reads alone)
 _GUARD_SIZE = 200_000
 _VERIFY_RETRY_S = (1.0, 15.0)  # first and longest wait before verification reads are tried again after a failure
+# Share of its wall time the collector's own compaction works (pausing between merged groups): at full speed its
+# ~30 s of reading and writing every ~600 commits at 10,000 values/s held the commits back (`compaction.py`).
+_COMPACT_DUTY = 0.25
 _LATE_WARN_S = 600.0  # a late group waiting longer than this is a problem the status names (pending.py)
 
 
@@ -142,6 +146,7 @@ class Collector:
         self._last_commit: Commit | None = None
         self._commits = 0
         self._compaction: asyncio.Task[None] | None = None
+        self._halt_compaction = threading.Event()  # set on stop: the compaction ends after the group in hand
         self._started_at = time.time()
         self._backfill_rows = 0
         self._verified_groups = 0
@@ -154,6 +159,9 @@ class Collector:
         self._again: pd.MultiIndex = pd.MultiIndex.from_arrays([[], []], names=["web_id", "ts"])
         self._verification: asyncio.Task[None] | None = None  # the round's reads (off the batch path)
         self._answers: list[reads.AuthoritativeRows] = []  # the round's answers, for the next batch to commit
+        self._ahead: ahead.AheadRewrite | None = None  # their rewrite, prepared beside the batches (`ahead.py`)
+        self._span: ahead.Span | None = None  # the PI time it rewrites, noting the commits made since
+        self._rounds = {"prepared_ahead": 0, "rewritten_in_batch": 0}  # committed rounds, by where their files were
         self._verify_error: tuple[str, str] | None = None  # (severity, message) of the last failed verification read
         self._verify_after = 0.0  # monotonic time before which verification is not tried again after a failure
         self._verify_delay = _VERIFY_RETRY_S[0]
@@ -213,6 +221,7 @@ class Collector:
                     await asyncio.gather(self._verification, return_exceptions=True)
                 self._pending.save()  # groups verified by the last batches need not be read again
                 if self._compaction is not None:
+                    self._halt_compaction.set()
                     await self._compaction
         finally:
             self.wal.close()
@@ -562,9 +571,25 @@ class Collector:
         else:
             self._verify_error, self._verify_delay = None, _VERIFY_RETRY_S[0]
         if outcome.answers:
+            self._ahead = await self._prepare_ahead(outcome.answers)
             self._answers = outcome.answers  # the round ends with the commit holding them
         else:
             self._round, self._again = None, self._again[:0]  # its groups all still wait
+
+    async def _prepare_ahead(self, answers: list[reads.AuthoritativeRows]) -> ahead.AheadRewrite | None:
+        """The round's rewrite, prepared in a worker thread while batches go on committing (noted by `_span`);
+        None if that fails, and the carrying batch rewrites the files itself."""
+        rows = [self._unsuperseded(a) for a in sorted(answers, key=lambda a: a.read_started)]
+        verified = answers[0].verifies
+        for answer in answers[1:]:
+            verified = verified.union(answer.verifies)
+        self._span = ahead.span_of(rows)
+        try:
+            return await asyncio.to_thread(ahead.prepare, self.sink, rows, verified, dict(self._hwm), self._span)
+        except Exception as exc:  # noqa: BLE001 - an optimisation: the batch path rewrites (and reports) the same
+            log.warning("preparing the rewrite of %d verified groups beside the batches failed (%s); the batch that "
+                        "commits them rewrites the files", len(verified), exc)
+            return None
 
     async def _take_batch(self) -> tuple[list[WalRecord], list[reads.AuthoritativeRows], list[reads.AuthoritativeRows]]:
         records = self.wal.take(self.config.batch_max_bytes) if self.wal.buffered_records else []
@@ -592,18 +617,30 @@ class Collector:
         for answer in answers:
             verified = verified.union(answer.verifies)
         reads_now = sorted([*authoritative, *answers], key=lambda a: a.read_started)
-        plan = compose(channel, [self._unsuperseded(a) for a in reads_now], late.union(verified), self._hwm)
+        early, self._ahead = (self._ahead, None) if answers else (None, self._ahead)
+        if early is not None:  # the answers' rewrite is prepared: the batch composes the rest around it
+            plan = compose(channel, [self._unsuperseded(a) for a in reads_now if a.verifies is None],
+                           late.union(verified).union(early.keys), self._hwm)
+            early.span.note(plan.rows)
+            if early.span.touched:
+                log.info("a verification round's prepared rewrite no longer applies (rows were written in its time "
+                         "since); its batch rewrites the files")
+                early = None
+        if early is None:
+            plan = compose(channel, [self._unsuperseded(a) for a in reads_now], late.union(verified), self._hwm)
         rejects = [parsed.rejects] + [a.rejects for a in reads_now if a.rejects.num_rows]
         await asyncio.to_thread(self._pending.save)  # before the commit lets the WAL forget the late groups
-        commit = await asyncio.to_thread(self._commit, plan, records[-1].end, rejects)
+        commit = await asyncio.to_thread(self._commit, plan, records[-1].end, rejects,
+                                         None if early is None else early.prepared)
         if answers:
             self._pending.discard(verified)
             self._pending.add(self._again, time.time())
             self._again = self._again[:0]
             self._verified_groups += len(verified)
             self._last_windows = windows(verified)
-            self._round = None
-        self._after_commit(commit, plan, reads_now, verified)
+            self._round, self._span = None, None
+            self._rounds["rewritten_in_batch" if early is None else "prepared_ahead"] += 1
+        self._after_commit(commit, plan if early is None else plan.plus(early.plan), reads_now, verified)
 
     def _unsuperseded(self, auth: reads.AuthoritativeRows) -> pa.Table:
         """Drop groups a later read already committed (an older page must not undo a correction)."""
@@ -614,16 +651,18 @@ class Collector:
         keep = [self._guard.get(k, 0.0) <= auth.read_started for k in keys]
         return rows.filter(pa.array(keep, pa.bool_()))
 
-    def _commit(self, plan: Plan, version: int, rejects: list[pa.Table]) -> Commit:
+    def _commit(self, plan: Plan, version: int, rejects: list[pa.Table], early: Prepared | None) -> Commit:
         bad = pa.concat_tables(rejects) if rejects else None
         if bad is not None and bad.num_rows:
             self.sink.quarantine(bad)
-        return self.sink.commit(plan.rows, version=version, may_exist=plan.may_exist)
+        return self.sink.commit(plan.rows, version=version, may_exist=plan.may_exist, ahead=early)
 
     def _after_commit(self, commit: Commit, plan: Plan, authoritative: list[reads.AuthoritativeRows],
                       late: pd.MultiIndex) -> None:
         self._last_commit = commit
         self._commits += 1
+        if self._span is not None:
+            self._span.note(plan.rows)
         every = self.config.compact_every_commits if self.shard.compacts else 0
         if every and self._commits % every == 0 and (self._compaction is None or self._compaction.done()):
             self._compaction = asyncio.create_task(self._compact(), name="compaction")
@@ -645,7 +684,8 @@ class Collector:
 
     async def _compact(self) -> None:
         try:
-            outcome = await asyncio.to_thread(self.sink.store.compact, self.sink.table, lock=self.sink.commit_lock)
+            outcome = await asyncio.to_thread(self.sink.store.compact, self.sink.table, lock=self.sink.commit_lock,
+                                              duty=_COMPACT_DUTY, halt=self._halt_compaction)
             log.info("compacted stream_values: %d small files into %d", outcome["files_removed"], outcome["files_added"])
         except Exception as exc:  # noqa: BLE001 - compaction is an optimisation; the maintenance job runs anyway
             log.warning("compaction of stream_values failed (%s); the hourly maintenance job will compact it", exc)
@@ -707,7 +747,8 @@ class Collector:
             "problems": self.problems(now),
             "verified_groups": self._verified_groups,
             "late_groups": {"waiting": len(self._pending), "oldest_age_s": self._pending.age_s(now),
-                            "budget_per_round": self._budget.now, "settle_s": self.config.verify_settle_s},
+                            "budget_per_round": self._budget.now, "settle_s": self.config.verify_settle_s,
+                            "rounds": dict(self._rounds)},
             "last_error": self._last_error,
         }
 

@@ -46,8 +46,13 @@ class Plan:
     def needs_merge(self) -> bool:
         return bool(self.may_exist.any())
 
+    def plus(self, reads: "Plan") -> "Plan":
+        """This plan and another one's rows (reads only, keys disjoint), as one commit holds them: fresh rows first."""
+        return Plan(pa.concat_tables([self.rows, reads.rows]), np.concatenate([self.may_exist, reads.may_exist]),
+                    self.fresh_rows, self.authoritative_rows + reads.authoritative_rows)
 
-def _keys(table: pa.Table) -> pd.MultiIndex:
+
+def group_keys(table: pa.Table) -> pd.MultiIndex:
     return pd.MultiIndex.from_arrays(
         [table["web_id"].to_numpy(zero_copy_only=False), table["timestamp"].cast(pa.int64()).to_numpy(zero_copy_only=False)],
         names=["web_id", "ts"],
@@ -67,7 +72,7 @@ def _in_groups(table: pa.Table, groups: pd.MultiIndex) -> np.ndarray:
                     pc.is_in(table["web_id"], value_set=web_ids))
     candidates = np.flatnonzero(maybe.to_numpy(zero_copy_only=False))
     if len(candidates):
-        inside[candidates] = _keys(table.take(pa.array(candidates))).isin(groups)
+        inside[candidates] = group_keys(table.take(pa.array(candidates))).isin(groups)
     return inside
 
 
@@ -99,7 +104,7 @@ def late_groups(channel: pa.Table, hwm: dict[str, int], covered: pd.MultiIndex |
     if channel.num_rows == 0:
         return pd.MultiIndex.from_arrays([[], []], names=["web_id", "ts"])
     late = _at_or_below(channel, hwm) | channel["substituted"].to_numpy(zero_copy_only=False)
-    keys = _keys(channel.filter(pa.array(late))).unique()
+    keys = group_keys(channel.filter(pa.array(late))).unique()
     if covered is not None and len(covered):
         keys = keys[~keys.isin(covered)]
     return keys
@@ -121,7 +126,7 @@ def compose(
     """Apply the rules above. `authoritative` tables are in read order (later reads win); `verified` are
     the late groups that were read back, including those PI no longer holds (their channel rows drop)."""
     auth = _latest_reads(authoritative)
-    covered = _keys(auth).unique() if auth.num_rows else verified
+    covered = group_keys(auth).unique() if auth.num_rows else verified
     if auth.num_rows and len(verified):
         covered = covered.union(verified)
     fresh = _fresh(channel, covered)
@@ -137,7 +142,7 @@ def _latest_reads(tables: list[pa.Table]) -> pa.Table:
         return tables[0]
     read = np.concatenate([np.full(t.num_rows, i) for i, t in enumerate(tables)])
     table = pa.concat_tables(tables)
-    keys = _keys(table).to_frame(index=False)
+    keys = group_keys(table).to_frame(index=False)
     keys["read"] = read
     latest = keys.groupby(["web_id", "ts"], sort=False)["read"].transform("max").to_numpy()
     return table.filter(pa.array(read == latest))

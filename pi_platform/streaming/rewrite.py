@@ -12,7 +12,9 @@ commits, the merge 0.16 -> 1.1 s) and the collector fell behind. Here, with the 
   later lookups still find them by their statistics); a late row whose key the table does not hold goes to a
   file of its own.
 
-The sink commits the actions as one Delta transaction carrying the batch's application-transaction version.
+The sink commits the actions as one Delta transaction carrying the batch's application-transaction version. A
+verification round's rewrite is prepared before its batch, beside the batcher (`StreamSink.prepare`), against the
+table's files as they were then: data files never change, so it still applies while every file it replaces is live.
 """
 
 import time
@@ -50,22 +52,34 @@ class Rewrite:
     def replaces(self) -> bool:
         return bool(self.removed)
 
+    def plus(self, other: "Rewrite") -> "Rewrite":
+        """Both rewrites in one commit; they must replace different files (each would add its own copy)."""
+        assert not self.removed & other.removed
+        return Rewrite([*self.actions, *other.actions], self.removed | other.removed,
+                       pa.concat_tables([self.written, other.written]))
 
-def prepare(dt: DeltaTable | None, uri: str, options: dict[str, str] | None, fresh: pa.Table, late: pa.Table
+
+def data_files(dt: DeltaTable | None) -> pa.Table | None:
+    """The add actions (flattened, with statistics) of `dt`'s version: what `prepare` looks late rows up in. None
+    when there is no table yet."""
+    return None if dt is None else pa.table(dt.get_add_actions(flatten=True))
+
+
+def prepare(files: pa.Table | None, uri: str, options: dict[str, str] | None, fresh: pa.Table, late: pa.Table
             ) -> Rewrite:
     """Write the data files for `fresh` rows (none stored) and `late` rows (possibly stored) and return the actions
-    that commit them. Nothing is committed: an abandoned rewrite leaves only unreferenced files, which vacuum
-    removes."""
-    if dt is None:  # no table yet: nothing is stored, so every late row is new
+    that commit them, against the table whose `data_files` are `files`. Nothing is committed: an abandoned rewrite
+    leaves only unreferenced files, which vacuum removes."""
+    if files is None:  # no table yet: nothing is stored, so every late row is new
         fresh, late = pa.concat_tables([fresh, late]), late.slice(0, 0)
     actions: list[AddAction | RemoveAction] = []
     removed: set[str] = set()
     written = [fresh]
     if late.num_rows:
-        assert dt is not None
+        assert files is not None
         fs = table_filesystem(uri, options)
         placed = np.zeros(late.num_rows, dtype=bool)  # late rows whose key a file holds (first one found)
-        for path, size in _candidates(dt, late):
+        for path, size in _candidates(files, late):
             with pq.ParquetFile(fs.open_input_file(path)) as data:
                 hit = _matches(_in_stream_types(data.read(columns=list(_ROW))), late, _ROW)
                 if not hit.any():
@@ -100,11 +114,10 @@ def _write(uri: str, options: dict[str, str] | None, rows: pa.Table, order_by: s
                        row_group_rows=FILE_ROWS) if rows.num_rows else []
 
 
-def _candidates(dt: DeltaTable, late: pa.Table) -> list[tuple[str, int]]:
+def _candidates(actions: pa.Table, late: pa.Table) -> list[tuple[str, int]]:
     """(path, size) of the files whose time statistics admit one of the late instants: a batch's late groups are a
     few instants minutes apart, and the files between them (a few per commit) hold none. Pruned here on the log's
     add actions (~1 ms at 2,000 files; delta-rs' own pruning into a dataset took ~280 ms)."""
-    actions = pa.table(dt.get_add_actions(flatten=True))
     paths, sizes = actions["path"].to_pylist(), actions["size_bytes"].to_pylist()
     if "min.timestamp" not in actions.column_names:
         return list(zip(paths, sizes, strict=True))

@@ -40,6 +40,16 @@ _ATTEMPTS = 12  # conflicts, each followed by a backoff of up to 5 s; then the c
 
 
 @dataclass(frozen=True)
+class Prepared:
+    """Rows validated and written ahead of their commit (`StreamSink.prepare`)."""
+
+    rows: pa.Table  # valid, STREAM_SCHEMA
+    late: pa.Array  # per row: may already be stored
+    rejects: pa.Table  # quarantined by the commit that carries them
+    change: rewrite.Rewrite  # against the table's files when prepared
+
+
+@dataclass(frozen=True)
 class Commit:
     """One committed micro-batch, as the status file and the Dagster sensor report it."""
 
@@ -90,23 +100,33 @@ class StreamSink:
         grouped = table.group_by("web_id").aggregate([("timestamp", "max")])
         return dict(zip(grouped["web_id"].to_pylist(), grouped["timestamp_max"].cast(pa.int64()).to_pylist(), strict=True))
 
-    def commit(self, rows: pa.Table, *, version: int, may_exist: np.ndarray | None = None) -> Commit:
-        """Validate, quarantine what fails, and commit the rest as batch `version` (idempotent).
+    def prepare(self, rows: pa.Table, may_exist: np.ndarray) -> Prepared:
+        """Validate `rows` and write their files against the table as it is now, for a later `commit(ahead=...)`:
+        a verification round's rewrite, made beside the batcher instead of in the batch that carries it. Holds the
+        commit lock only to bring the table up to date."""
+        valid, late, rejects = self._validated(rows, may_exist)
+        with self.commit_lock:
+            files = rewrite.data_files(self._delta())
+        change = rewrite.prepare(files, self.uri, self._options, valid.filter(pc.invert(late)), valid.filter(late))
+        return Prepared(valid, late, rejects, change)
+
+    def commit(self, rows: pa.Table, *, version: int, may_exist: np.ndarray | None = None,
+               ahead: Prepared | None = None) -> Commit:
+        """Validate, quarantine what fails, and commit the rest as batch `version` (idempotent), together with the
+        rows `ahead` prepared (its files are written again only if a file it replaces has gone meanwhile).
 
         `may_exist` marks rows that may already be in the table (see `rewrite`): one stored identically is dropped,
         a changed one replaces the stored row of its key (web_id, timestamp, position); all other rows are
-        inserted.
+        inserted. The caller makes sure no commit since `ahead` was prepared wrote a key it holds.
         """
-        rows = rows.select(STREAM_SCHEMA.names)
         if may_exist is None:
             may_exist = np.zeros(rows.num_rows, dtype=bool)
-        split = split_valid(rows.append_column("_may_exist", pa.array(may_exist)), stream_values(),
-                            time_column="timestamp")
-        if split.rejects.num_rows:
-            self.quarantine(split.rejects)
-        late = pa.array(split.valid["_may_exist"].to_numpy(zero_copy_only=False))
-        valid = split.valid.drop_columns(["_may_exist"]).cast(STREAM_SCHEMA)
-        rejects = split.rejects.num_rows
+        valid, late, split_rejects = self._validated(rows, may_exist)
+        if ahead is not None:
+            split_rejects = pa.concat_tables([split_rejects, ahead.rejects])
+        if split_rejects.num_rows:
+            self.quarantine(split_rejects)
+        rejects = split_rejects.num_rows
         prepared: list[rewrite.Rewrite] = []  # a lost race commits the same files again while they still apply
 
         def attempt() -> Commit:
@@ -114,8 +134,7 @@ class StreamSink:
             if dt is not None and (dt.transaction_version(self.app_id) or -1) >= version:
                 return self._done(dt.version(), version, valid, rejects, "skipped")
             if not prepared or (dt is not None and not prepared[0].removed <= live_paths(dt)):
-                prepared[:] = [rewrite.prepare(dt, self.uri, self._options, valid.filter(pc.invert(late)),
-                                               valid.filter(late))]
+                prepared[:] = [self._rewrite(dt, valid, late, ahead)]
             change = prepared[0]
             if dt is None:  # this commit creates the table (nothing can be late yet)
                 create_table_with_add_actions(self.uri, Schema.from_arrow(STREAM_SCHEMA), change.actions,
@@ -144,6 +163,26 @@ class StreamSink:
 
         with self.commit_lock:
             return retry_conflicts(attempt, f"batch {version} of {self.app_id}", _ATTEMPTS)
+
+    def _validated(self, rows: pa.Table, may_exist: np.ndarray) -> tuple[pa.Table, pa.Array, pa.Table]:
+        """The rows that pass validation (STREAM_SCHEMA), which of them may be stored, and the rejects."""
+        split = split_valid(rows.select(STREAM_SCHEMA.names).append_column("_may_exist", pa.array(may_exist)),
+                            stream_values(), time_column="timestamp")
+        late = pa.array(split.valid["_may_exist"].to_numpy(zero_copy_only=False))
+        return split.valid.drop_columns(["_may_exist"]).cast(STREAM_SCHEMA), late, split.rejects
+
+    def _rewrite(self, dt: DeltaTable | None, valid: pa.Table, late: pa.Array, ahead: Prepared | None
+                 ) -> rewrite.Rewrite:
+        """The batch's files, and `ahead`'s as prepared while every file it replaces is still live and the batch
+        replaces none of them; otherwise both written anew against `dt`."""
+        files = rewrite.data_files(dt)
+        if ahead is not None and ahead.change.removed <= (live_paths(dt) if dt is not None else set()):
+            own = rewrite.prepare(files, self.uri, self._options, valid.filter(pc.invert(late)), valid.filter(late))
+            if not own.removed & ahead.change.removed:
+                return own.plus(ahead.change)
+        if ahead is not None:
+            valid, late = pa.concat_tables([valid, ahead.rows]), pa.concat_arrays([late, ahead.late])
+        return rewrite.prepare(files, self.uri, self._options, valid.filter(pc.invert(late)), valid.filter(late))
 
     def _properties(self, rows: pa.Table, version: int, merge: bool, max_commit_retries: int | None = None
                     ) -> CommitProperties:

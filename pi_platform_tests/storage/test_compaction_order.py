@@ -258,3 +258,28 @@ def test_a_compaction_sharing_the_sinks_lock_waits_and_skips_a_group_rewritten_m
     stored = _rows(sink.uri)
     assert stored.num_rows == sum(b.num_rows for b in batches)
     assert stored.filter(pc.equal(stored["value"], -1.5)).num_rows == 1
+
+
+def test_a_paced_compaction_pauses_between_groups_and_a_halt_leaves_the_rest_for_next_time(tmp_path):
+    """The collector's own compaction works only a share of its time (`duty`) beside the live commits, pausing after
+    each merged group; a stop (`halt`) ends it in such a pause, with the groups not yet merged left for the next run."""
+    uri = _table_with_tiers(tmp_path)
+    v0, rows = DeltaTable(uri).version(), _rows(uri)
+    halt = threading.Event()
+
+    def halt_after_the_first_group() -> None:
+        while DeltaTable(uri).version() == v0:
+            threading.Event().wait(0.005)
+        halt.set()
+
+    watcher = threading.Thread(target=halt_after_the_first_group)
+    watcher.start()
+    # a pause of 99 times the group's work: the halt comes in it, or the run would take seconds per group
+    outcome = compact_in_order(lambda: DeltaTable(uri), uri, None, "timestamp", now_us=NOW_US, duty=0.01, halt=halt,
+                               **TIERS)
+    watcher.join()
+    assert outcome == {"files_removed": 6, "files_added": 1}  # the settled group only
+    assert DeltaTable(uri).version() == v0 + 1 and _rows(uri).equals(rows)
+
+    rest = compact_in_order(lambda: DeltaTable(uri), uri, None, "timestamp", now_us=NOW_US, **TIERS)
+    assert rest == {"files_removed": 5, "files_added": 2}  # the recent groups, next time

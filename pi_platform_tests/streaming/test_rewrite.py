@@ -19,7 +19,7 @@ from deltalake.transaction import AddAction, create_table_with_add_actions
 from pi_platform.feed.commits import CommitLog
 from pi_platform.storage import DeltaStore
 from pi_platform.storage.datafiles import write_files
-from pi_platform.storage.tables import STREAM_VALUES
+from pi_platform.storage.tables import QUARANTINE, STREAM_VALUES
 from pi_platform.streaming import rewrite
 from pi_platform.streaming.messages import STREAM_SCHEMA
 from pi_platform.streaming.sink import StreamSink
@@ -295,6 +295,73 @@ def test_a_replayed_batch_with_late_rows_is_skipped(tmp_path, monkeypatch):
     assert spy.calls == []  # not even a file written
     assert DeltaTable(str(tmp_path / STREAM_VALUES.name)).version() == version
     assert _table(tmp_path).equals(table)
+
+
+def test_a_rewrite_prepared_ahead_is_committed_with_the_next_batch_as_prepared(tmp_path, monkeypatch):
+    """A verification round's rewrite is made beside the batcher (`StreamSink.prepare`); the batch that carries it
+    writes only its own rows and commits the prepared files with them."""
+    sink, stored, files = _seeded(tmp_path)
+    correction = _rows([("W2", 105, 1, -1.5)], received_s=400, substituted=True)
+    ahead = sink.prepare(correction, np.ones(1, dtype=bool))
+    assert ahead.change.removed == set(files[1])
+    assert _table(tmp_path).equals(_canon(stored))  # nothing committed yet
+
+    spy = PrepareSpy(monkeypatch)
+    fresh = _window(300, 2)
+    commit = sink.commit(fresh, version=4, ahead=ahead)
+    assert (commit.mode, commit.rows) == ("merge", fresh.num_rows + 1)
+    assert len(spy.calls) == 1 and not spy.calls[0].removed  # the batch wrote only its fresh rows
+    actions = CommitLog(str(tmp_path / STREAM_VALUES.name)).files(commit.delta_version)
+    assert actions.removed == files[1]
+    assert {a.path for a in ahead.change.actions if isinstance(a, AddAction)} < set(actions.added)
+    table = _table(tmp_path)
+    assert table.equals(_applied(pa.concat_tables([stored, fresh]), correction)) and _doubled(table) == 0
+    assert DeltaTable(str(tmp_path / STREAM_VALUES.name)).transaction_version(APP) == 4
+
+
+def test_a_rewrite_prepared_ahead_of_a_compaction_is_written_again_at_commit(tmp_path, monkeypatch):
+    sink, stored, files = _seeded(tmp_path)
+    correction = _rows([("W1", 105, 0, 99.5)], received_s=400, substituted=True)
+    ahead = sink.prepare(correction, np.ones(1, dtype=bool))
+    assert ahead.change.removed == set(files[1])
+    assert DeltaStore(str(tmp_path)).compact(STREAM_VALUES.name)["files_removed"] == 3  # its file merged meanwhile
+
+    spy = PrepareSpy(monkeypatch)
+    fresh = _window(300, 2)
+    commit = sink.commit(fresh, version=4, ahead=ahead)
+    assert commit.mode == "merge"
+    assert len(spy.calls) == 1 and spy.calls[0].removed and spy.calls[0].removed.isdisjoint(files[1])
+    table = _table(tmp_path)
+    assert table.equals(_applied(pa.concat_tables([stored, fresh]), correction)) and _doubled(table) == 0
+
+
+def test_a_batch_correcting_the_file_a_prepared_rewrite_replaces_rewrites_it_once_with_both(tmp_path):
+    """Two rewrites of one file in one commit would each add a copy of its other rows."""
+    sink, stored, files = _seeded(tmp_path)
+    prepared_row = _rows([("W2", 105, 1, -1.5)], received_s=400, substituted=True)
+    ahead = sink.prepare(prepared_row, np.ones(1, dtype=bool))
+    own = _rows([("W1", 106, 0, 7.75)], received_s=401, substituted=True)  # the same file, from the batch itself
+    fresh = _window(300, 2)
+    batch = pa.concat_tables([fresh, own])
+    commit = sink.commit(batch, version=4, may_exist=_late(batch, 1), ahead=ahead)
+    assert (commit.mode, commit.rows) == ("merge", fresh.num_rows + 2)
+    assert CommitLog(str(tmp_path / STREAM_VALUES.name)).files(commit.delta_version).removed == files[1]
+    table = _table(tmp_path)
+    assert table.equals(_applied(pa.concat_tables([stored, fresh]), prepared_row, own)) and _doubled(table) == 0
+
+
+def test_rejects_of_a_rewrite_prepared_ahead_are_quarantined_by_the_commit_that_carries_it(tmp_path):
+    sink, stored, _ = _seeded(tmp_path)
+    correction = _rows([("W1", 105, 0, 99.5)], received_s=400, substituted=True)
+    ahead_of_time = _rows([("W1", 400_000, 0, 1.0)], received_s=400)  # four days ahead: stream_values rejects it
+    ahead = sink.prepare(pa.concat_tables([correction, ahead_of_time]), np.array([True, False]))
+    store = DeltaStore(str(tmp_path))
+    assert ahead.rejects.num_rows == 1 and not store.exists(QUARANTINE.name)  # not before its commit
+
+    sink.commit(_window(300, 2), version=4, ahead=ahead)
+    quarantined = store.read(QUARANTINE.name)
+    assert quarantined.num_rows == 1 and quarantined["web_id"].to_pylist() == ["W1"]
+    assert _table(tmp_path).equals(_applied(pa.concat_tables([stored, _window(300, 2)]), correction))
 
 
 def test_write_files_cuts_sorted_files_with_disjoint_time_ranges_and_marks_data_change(tmp_path):

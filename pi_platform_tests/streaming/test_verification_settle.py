@@ -19,6 +19,7 @@ import pyarrow as pa
 from streaming_helpers import doubled_keys, group_rows, plant_groups, run_until_queue_empty, table_values, utc
 
 from pi_platform.client import PIWebAPIConfig
+from pi_platform.streaming import ahead
 from pi_platform.streaming.collector import Collector, CollectorConfig
 from pi_platform.streaming.pending import VERIFY_SPAN_US, PendingGroups
 from pi_platform.streaming.state import write_subscription
@@ -85,6 +86,8 @@ def test_a_round_waits_for_the_settle_and_reads_each_second_once_for_all_its_gro
     assert any(verified == 2 for _, verified, _ in early)  # the first round did not wait for the settle
     assert reads == [{old[0], young[0]}, {other[0]}]  # two seconds, two reads, for three groups
     assert collector.status()["verified_groups"] == 3
+    # each round's rewrite was prepared beside the batcher: nothing was written in its time meanwhile
+    assert collector.status()["late_groups"]["rounds"] == {"prepared_ahead": 2, "rewritten_in_batch": 0}
     keys = {old, young, other}
     assert group_rows(table_values(lake), keys) == plant_groups(plant, keys, now)
     assert all(group_rows(table_values(lake), keys).values()) and doubled_keys(lake) == 0
@@ -131,3 +134,50 @@ def test_a_group_a_channel_names_again_while_its_read_is_in_flight_is_read_again
     assert collector.status()["verified_groups"] == 2
     assert group_rows(table_values(lake), {group}) == plant_groups(plant, {group}, now)  # PI's value, not the message's
     assert doubled_keys(lake) == 0 and len(PendingGroups(state_dir)) == 0
+
+
+def test_a_prepared_rewrite_is_dropped_when_its_time_was_written_meanwhile(make_simulator, tmp_path, monkeypatch):
+    """A round's rewrite is prepared beside the batcher (`ahead.py`) against the table as it was. A channel value in
+    the round's second committed meanwhile is a key the rewrite took for absent: committing the prepared files would
+    store that key twice. The batch that carries the answers rewrites the files itself instead."""
+    now = datetime(2024, 5, 1, 12, tzinfo=timezone.utc)
+    sim = make_simulator(n_tags=4, values_per_minute=600, correction_rate=0.3, now=now)
+    plant = sim.plant
+    tag = next(p.web_id for p in plant.points if not p.name.startswith("EDGE."))
+    group = (tag, _value_in(plant, tag, int((now - timedelta(seconds=600)).timestamp() * 1e6), now))
+    state_dir, lake = tmp_path / "state", tmp_path / "lake"
+    state_dir.mkdir()
+    write_subscription(state_dir, [])
+    queued = PendingGroups(state_dir)
+    queued.add(pd.MultiIndex.from_tuples([group], names=["web_id", "ts"]), time.time() - 60)
+    queued.save()
+    collector = Collector(CollectorConfig(state_dir=state_dir, delta_root=str(lake), batch_max_age_s=0.1,
+                                          verify_settle_s=0.0), PIWebAPIConfig(url=sim.base_url))
+    real_prepare = ahead.prepare
+
+    def slow_prepare(*args: object) -> ahead.AheadRewrite:
+        """The real preparation, then held until a batch has committed in the round's time (a large file's rewrite
+        takes that long)."""
+        prepared = real_prepare(*args)
+        deadline = time.monotonic() + 10
+        while not prepared.span.touched and time.monotonic() < deadline:
+            time.sleep(0.02)
+        return prepared
+
+    monkeypatch.setattr(ahead, "prepare", slow_prepare)
+    # A channel value at the group's key, new to the table (above its stream's newest), unlike PI's archive.
+    stamp = utc(group[1]).isoformat().replace("+00:00", "Z")
+    message = orjson.dumps({"Items": [{"WebId": tag, "Name": tag, "Items": [
+        {"Timestamp": stamp, "Value": 123.25, "Good": True}]}]})
+    sent: list[bool] = []
+
+    def observe() -> None:
+        if not sent and collector._span is not None:  # noqa: SLF001 - the round's rewrite is being prepared
+            asyncio.get_running_loop().create_task(collector.wal.append(time.time_ns(), "c1#1", message))
+            sent.append(True)
+
+    status = run_until_queue_empty(collector, 30, observe)
+    assert sent
+    assert group_rows(table_values(lake), {group}) == plant_groups(plant, {group}, now)  # PI's value, once
+    assert doubled_keys(lake) == 0 and len(PendingGroups(state_dir)) == 0
+    assert status["late_groups"]["rounds"] == {"prepared_ahead": 0, "rewritten_in_batch": 1}
