@@ -43,20 +43,51 @@ FILE_ROWS = 8_192
 
 
 @dataclass(frozen=True)
+class FileRewrite:
+    """One stored file replaced by a copy holding the late rows that changed."""
+
+    removed: RemoveAction
+    added: list[AddAction]
+    moved_in: pa.Table  # the late rows that took the place of its rows, STREAM_SCHEMA
+
+
+@dataclass(frozen=True)
 class Rewrite:
-    actions: list[AddAction | RemoveAction]
-    removed: frozenset[str]  # table-relative paths of the files this commit replaces
-    written: pa.Table  # the batch's rows this commit adds (fresh and replacing), STREAM_SCHEMA
+    files: list[FileRewrite]
+    inserts: list[AddAction]  # files of rows no stored file holds (fresh, and late rows new to the table)
+    inserted: pa.Table  # their rows, STREAM_SCHEMA
+
+    @property
+    def actions(self) -> list[AddAction | RemoveAction]:
+        return [*self.inserts, *(a for f in self.files for a in (*f.added, f.removed))]
+
+    @property
+    def removed(self) -> frozenset[str]:
+        """Table-relative paths of the files this commit replaces."""
+        return frozenset(f.removed.path for f in self.files)
+
+    @property
+    def written(self) -> pa.Table:
+        """The rows this commit adds (fresh and replacing), STREAM_SCHEMA."""
+        return pa.concat_tables([self.inserted, *(f.moved_in for f in self.files)])
 
     @property
     def replaces(self) -> bool:
-        return bool(self.removed)
+        return bool(self.files)
 
     def plus(self, other: "Rewrite") -> "Rewrite":
         """Both rewrites in one commit; they must replace different files (each would add its own copy)."""
         assert not self.removed & other.removed
-        return Rewrite([*self.actions, *other.actions], self.removed | other.removed,
-                       pa.concat_tables([self.written, other.written]))
+        return Rewrite([*self.files, *other.files], [*self.inserts, *other.inserts],
+                       pa.concat_tables([self.inserted, other.inserted]))
+
+    def without(self, gone: frozenset[str]) -> tuple["Rewrite", pa.Table]:
+        """This rewrite less its copies of the files in `gone` (another writer replaced them since: a compaction
+        merged them), and the late rows those copies held, to be written again into the files that hold them now."""
+        kept = [f for f in self.files if f.removed.path not in gone]
+        again = [f.moved_in for f in self.files if f.removed.path in gone]
+        return (Rewrite(kept, self.inserts, self.inserted),
+                pa.concat_tables(again) if again else STREAM_SCHEMA.empty_table())
 
 
 def data_files(dt: DeltaTable | None) -> pa.Table | None:
@@ -72,9 +103,9 @@ def prepare(files: pa.Table | None, uri: str, options: dict[str, str] | None, fr
     leaves only unreferenced files, which vacuum removes."""
     if files is None:  # no table yet: nothing is stored, so every late row is new
         fresh, late = pa.concat_tables([fresh, late]), late.slice(0, 0)
-    actions: list[AddAction | RemoveAction] = []
-    removed: set[str] = set()
-    written = [fresh]
+    rewritten: list[FileRewrite] = []
+    inserts: list[AddAction] = []
+    inserted = [fresh]
     if late.num_rows:
         assert files is not None
         fs = table_filesystem(uri, options)
@@ -97,15 +128,13 @@ def prepare(files: pa.Table | None, uri: str, options: dict[str, str] | None, fr
             # Not sorted again: the file was written in time order, and the few rows moved in only widen the
             # statistics of its last row group.
             rows = pa.concat_tables([stored.filter(pa.array(~replaced)), moved_in])
-            actions.extend(_write(uri, options, rows, order_by=None))
-            actions.append(RemoveAction(path, True, int(time.time() * 1000), size, {}))
-            removed.add(path)
-            written.append(moved_in)
+            rewritten.append(FileRewrite(RemoveAction(path, True, int(time.time() * 1000), size, {}),
+                                         _write(uri, options, rows, order_by=None), moved_in))
         unheld = late.filter(pa.array(~placed))
-        written.append(unheld)
-        actions.extend(_write(uri, options, unheld))
-    actions.extend(_write(uri, options, fresh))
-    return Rewrite(actions, frozenset(removed), pa.concat_tables(written))
+        inserted.append(unheld)
+        inserts.extend(_write(uri, options, unheld))
+    inserts.extend(_write(uri, options, fresh))
+    return Rewrite(rewritten, inserts, pa.concat_tables(inserted))
 
 
 def _write(uri: str, options: dict[str, str] | None, rows: pa.Table, order_by: str | None = "timestamp"

@@ -113,7 +113,7 @@ class StreamSink:
     def commit(self, rows: pa.Table, *, version: int, may_exist: np.ndarray | None = None,
                ahead: Prepared | None = None) -> Commit:
         """Validate, quarantine what fails, and commit the rest as batch `version` (idempotent), together with the
-        rows `ahead` prepared (its files are written again only if a file it replaces has gone meanwhile).
+        rows `ahead` prepared (its copy of a file is written again only if that file has gone meanwhile).
 
         `may_exist` marks rows that may already be in the table (see `rewrite`): one stored identically is dropped,
         a changed one replaces the stored row of its key (web_id, timestamp, position); all other rows are
@@ -173,16 +173,19 @@ class StreamSink:
 
     def _rewrite(self, dt: DeltaTable | None, valid: pa.Table, late: pa.Array, ahead: Prepared | None
                  ) -> rewrite.Rewrite:
-        """The batch's files, and `ahead`'s as prepared while every file it replaces is still live and the batch
-        replaces none of them; otherwise both written anew against `dt`."""
+        """The batch's files, with `ahead`'s as prepared; its copies of files another writer has replaced since (a
+        compaction merged them) are written again into the files holding those rows now, together with the batch's
+        own. If the batch's own late rows land in a file `ahead` rewrites too, all are written anew against `dt`."""
         files = rewrite.data_files(dt)
-        if ahead is not None and ahead.change.removed <= (live_paths(dt) if dt is not None else set()):
-            own = rewrite.prepare(files, self.uri, self._options, valid.filter(pc.invert(late)), valid.filter(late))
-            if not own.removed & ahead.change.removed:
-                return own.plus(ahead.change)
+        fresh, stored = valid.filter(pc.invert(late)), valid.filter(late)
         if ahead is not None:
-            valid, late = pa.concat_tables([valid, ahead.rows]), pa.concat_arrays([late, ahead.late])
-        return rewrite.prepare(files, self.uri, self._options, valid.filter(pc.invert(late)), valid.filter(late))
+            kept, again = ahead.change.without(ahead.change.removed - (live_paths(dt) if dt is not None else set()))
+            own = rewrite.prepare(files, self.uri, self._options, fresh, pa.concat_tables([stored, again]))
+            if not own.removed & kept.removed:
+                return own.plus(kept)
+            fresh = pa.concat_tables([fresh, ahead.rows.filter(pc.invert(ahead.late))])
+            stored = pa.concat_tables([stored, ahead.rows.filter(ahead.late)])
+        return rewrite.prepare(files, self.uri, self._options, fresh, stored)
 
     def _properties(self, rows: pa.Table, version: int, merge: bool, max_commit_retries: int | None = None
                     ) -> CommitProperties:

@@ -335,6 +335,27 @@ def test_a_rewrite_prepared_ahead_of_a_compaction_is_written_again_at_commit(tmp
     assert table.equals(_applied(pa.concat_tables([stored, fresh]), correction)) and _doubled(table) == 0
 
 
+def test_only_the_copies_of_files_replaced_since_are_written_again(tmp_path, monkeypatch):
+    """A round's rewrite spans many files (hundreds at 50,000 values/s); one of them merged by a compaction meanwhile
+    must not cost writing them all again in the batch that carries it (a 10-s commit, measured)."""
+    sink, stored, files = _seeded(tmp_path)
+    first, second = (_rows([(w, s, 0, 0.5)], received_s=400, substituted=True) for w, s in (("W1", 105), ("W1", 205)))
+    ahead = sink.prepare(pa.concat_tables([first, second]), np.ones(2, dtype=bool))
+    assert ahead.change.removed == set(files[1] + files[2])
+    other = _rows([("W3", 207, 0, 2.5)], received_s=401, substituted=True)  # replaces the third file meanwhile
+    sink.commit(other, version=4, may_exist=np.ones(1, dtype=bool))
+    replaced = set(_files(tmp_path)) - set(files[0] + files[1])
+
+    spy = PrepareSpy(monkeypatch)
+    fresh = _window(300, 2)
+    commit = sink.commit(fresh, version=5, ahead=ahead)
+    assert len(spy.calls) == 1 and spy.calls[0].removed == replaced  # only the replaced file's rows again
+    removed = CommitLog(str(tmp_path / STREAM_VALUES.name)).files(commit.delta_version).removed
+    assert set(removed) == set(files[1]) | replaced
+    table = _table(tmp_path)
+    assert table.equals(_applied(pa.concat_tables([stored, fresh]), first, second, other)) and _doubled(table) == 0
+
+
 def test_a_batch_correcting_the_file_a_prepared_rewrite_replaces_rewrites_it_once_with_both(tmp_path):
     """Two rewrites of one file in one commit would each add a copy of its other rows."""
     sink, stored, files = _seeded(tmp_path)
