@@ -153,6 +153,8 @@ class Collector:
         self._pending = PendingGroups(self.state_dir, fsync=config.fsync)
         self._budget = CorrectionBudget()
         self._last_windows = 0  # read windows the last round verified: the budget grows only while used
+        self._round_started = 0.0  # monotonic
+        self._last_round_s = 0.0  # the last round's reads and preparation: the budget is cut when it took long
         self._round: pd.MultiIndex | None = None  # late groups being read, or read and not yet committed
         # Groups of the round that channel messages named again while it was in flight: PI may have changed them after
         # the read started, so they are read again once the round's answers are committed.
@@ -539,11 +541,11 @@ class Collector:
                         "against; a tag that comes back is re-read from before its last value", dropped)
         oldest = self.wal.oldest_received_ns
         budget = self._budget.next(0.0 if oldest is None else time.time() - oldest / 1e9,
-                                   self.config.batch_max_age_s, self._last_windows)
+                                   self.config.batch_max_age_s, self._last_windows, self._last_round_s)
         settled = math.inf if self._stopping else time.time() - self.config.verify_settle_s
         groups = self._pending.take(budget, seen_before=settled)
         if len(groups):
-            self._round = groups
+            self._round, self._round_started = groups, time.monotonic()
             self._verification = asyncio.create_task(self._verify(groups), name="verification")
 
     async def _verify(self, groups: pd.MultiIndex) -> None:
@@ -572,6 +574,7 @@ class Collector:
             self._verify_error, self._verify_delay = None, _VERIFY_RETRY_S[0]
         if outcome.answers:
             self._ahead = await self._prepare_ahead(outcome.answers)
+            self._last_round_s = time.monotonic() - self._round_started
             self._answers = outcome.answers  # the round ends with the commit holding them
         else:
             self._round, self._again = None, self._again[:0]  # its groups all still wait

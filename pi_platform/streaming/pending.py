@@ -124,19 +124,25 @@ class CorrectionBudget:
     8 s against a 1-s allowance divides it by 8, so one oversized batch is not followed by several), never below
     `low`: corrections take the time fresh values leave, and the backlog always drains once the storm passes. It
     grows only while used, so a storm after a quiet hour starts from what the last busy batch could afford, not from
-    `high`."""
+    `high`. A round is read and its rewrite prepared beside the batches (`ahead.py`), so batches on time say nothing
+    of its own cost: a round that took longer than `round_s` from its start to its answers being ready halves it
+    too (at 50,000 values/s the budget otherwise doubled to rounds of hundreds of windows whose preparation took
+    minutes, and no correction was committed meanwhile)."""
 
     low: int = 8
     high: int = 512
     slack_s: float = 0.5
+    round_s: float = 2.0
     now: int = 32
 
-    def next(self, behind_s: float, max_age_s: float, used: int) -> int:
-        """This batch's budget, after a batch that verified `used` groups and found the oldest message waiting
-        `behind_s`."""
+    def next(self, behind_s: float, max_age_s: float, used: int, took_s: float = 0.0) -> int:
+        """This batch's budget, after a round that verified `used` windows in `took_s` and a batch that found the
+        oldest message waiting `behind_s`."""
         allowed = max_age_s + self.slack_s
         if behind_s > allowed:
             self.now = max(self.low, min(self.now // 2, int(self.now * allowed / behind_s)))
+        elif took_s > self.round_s:
+            self.now = max(self.low, self.now // 2)
         elif used >= self.now:
             self.now = min(self.high, self.now * 2)
         return self.now

@@ -10,6 +10,8 @@ each read the collector made."""
 import asyncio
 import time
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
 from urllib.parse import parse_qs
 
 import httpx
@@ -42,6 +44,29 @@ def _value_in(plant, web_id: str, start_us: int, now: datetime) -> int:
     """The first archived value time of `web_id` in the second from `start_us`."""
     stamps = plant.recorded(web_id, utc(start_us), utc(start_us + VERIFY_SPAN_US - 1), now=now)["timestamp"]
     return stamps.cast(pa.int64()).to_pylist()[0]
+
+
+def _one_group_waiting(make_simulator, tmp_path: Path) -> tuple[Any, datetime, tuple[str, int], Path, Path]:
+    """A simulator with its clock frozen and one archived group ten minutes back, queued a minute ago, with no channel:
+    (simulator, its now, the group, state dir, lake)."""
+    now = datetime(2024, 5, 1, 12, tzinfo=timezone.utc)
+    sim = make_simulator(n_tags=4, values_per_minute=600, correction_rate=0.3, now=now)
+    tag = next(p.web_id for p in sim.plant.points if not p.name.startswith("EDGE."))
+    group = (tag, _value_in(sim.plant, tag, int((now - timedelta(seconds=600)).timestamp() * 1e6), now))
+    state_dir, lake = tmp_path / "state", tmp_path / "lake"
+    state_dir.mkdir()
+    write_subscription(state_dir, [])
+    queued = PendingGroups(state_dir)
+    queued.add(pd.MultiIndex.from_tuples([group], names=["web_id", "ts"]), time.time() - 60)
+    queued.save()
+    return sim, now, group, state_dir, lake
+
+
+def _channel_value(group: tuple[str, int], *, substituted: bool) -> bytes:
+    """A channel message carrying a value at `group`'s key other than PI's archived one."""
+    tag, stamp = group[0], utc(group[1]).isoformat().replace("+00:00", "Z")
+    return orjson.dumps({"Items": [{"WebId": tag, "Name": tag, "Items": [
+        {"Timestamp": stamp, "Value": 123.25, "Good": True, "Substituted": substituted}]}]})
 
 
 def test_a_round_waits_for_the_settle_and_reads_each_second_once_for_all_its_groups(make_simulator, tmp_path):
@@ -97,25 +122,13 @@ def test_a_round_waits_for_the_settle_and_reads_each_second_once_for_all_its_gro
 def test_a_group_a_channel_names_again_while_its_read_is_in_flight_is_read_again(make_simulator, tmp_path):
     """PI may change a value after the read of its group started; a channel message naming the group then must not be
     lost to the round's older answer (it was: the group, still queued, kept its place and was then discarded)."""
-    now = datetime(2024, 5, 1, 12, tzinfo=timezone.utc)
-    sim = make_simulator(n_tags=4, values_per_minute=600, correction_rate=0.3, now=now)
-    plant = sim.plant
-    tag = next(p.web_id for p in plant.points if not p.name.startswith("EDGE."))
-    group = (tag, _value_in(plant, tag, int((now - timedelta(seconds=600)).timestamp() * 1e6), now))
-    state_dir, lake = tmp_path / "state", tmp_path / "lake"
-    state_dir.mkdir()
-    write_subscription(state_dir, [])
-    queued = PendingGroups(state_dir)
-    queued.add(pd.MultiIndex.from_tuples([group], names=["web_id", "ts"]), time.time() - 60)
-    queued.save()
+    sim, now, group, state_dir, lake = _one_group_waiting(make_simulator, tmp_path)
+    plant, tag = sim.plant, group[0]
     admin = httpx.Client(base_url=sim.admin_url, timeout=10)
     admin.post("/faults", json={"latency_ms": 1500}).raise_for_status()  # each read is in flight 1.5 s
     collector = Collector(CollectorConfig(state_dir=state_dir, delta_root=str(lake), batch_max_age_s=0.1,
                                           verify_settle_s=0.0), PIWebAPIConfig(url=sim.base_url))
-    # PI's channel re-sending the value as a correction (Substituted) while the read is out.
-    stamp = utc(group[1]).isoformat().replace("+00:00", "Z")
-    message = orjson.dumps({"Items": [{"WebId": tag, "Name": tag, "Items": [
-        {"Timestamp": stamp, "Value": 123.25, "Good": True, "Substituted": True}]}]})
+    message = _channel_value(group, substituted=True)  # PI's channel re-sending it as a correction during the read
     sent: list[bool] = []
 
     def observe() -> None:
@@ -140,17 +153,8 @@ def test_a_prepared_rewrite_is_dropped_when_its_time_was_written_meanwhile(make_
     """A round's rewrite is prepared beside the batcher (`ahead.py`) against the table as it was. A channel value in
     the round's second committed meanwhile is a key the rewrite took for absent: committing the prepared files would
     store that key twice. The batch that carries the answers rewrites the files itself instead."""
-    now = datetime(2024, 5, 1, 12, tzinfo=timezone.utc)
-    sim = make_simulator(n_tags=4, values_per_minute=600, correction_rate=0.3, now=now)
+    sim, now, group, state_dir, lake = _one_group_waiting(make_simulator, tmp_path)
     plant = sim.plant
-    tag = next(p.web_id for p in plant.points if not p.name.startswith("EDGE."))
-    group = (tag, _value_in(plant, tag, int((now - timedelta(seconds=600)).timestamp() * 1e6), now))
-    state_dir, lake = tmp_path / "state", tmp_path / "lake"
-    state_dir.mkdir()
-    write_subscription(state_dir, [])
-    queued = PendingGroups(state_dir)
-    queued.add(pd.MultiIndex.from_tuples([group], names=["web_id", "ts"]), time.time() - 60)
-    queued.save()
     collector = Collector(CollectorConfig(state_dir=state_dir, delta_root=str(lake), batch_max_age_s=0.1,
                                           verify_settle_s=0.0), PIWebAPIConfig(url=sim.base_url))
     real_prepare = ahead.prepare
@@ -165,10 +169,7 @@ def test_a_prepared_rewrite_is_dropped_when_its_time_was_written_meanwhile(make_
         return prepared
 
     monkeypatch.setattr(ahead, "prepare", slow_prepare)
-    # A channel value at the group's key, new to the table (above its stream's newest), unlike PI's archive.
-    stamp = utc(group[1]).isoformat().replace("+00:00", "Z")
-    message = orjson.dumps({"Items": [{"WebId": tag, "Name": tag, "Items": [
-        {"Timestamp": stamp, "Value": 123.25, "Good": True}]}]})
+    message = _channel_value(group, substituted=False)  # new to the table (above its stream's newest), unlike PI's
     sent: list[bool] = []
 
     def observe() -> None:
