@@ -127,12 +127,13 @@ class CorrectionBudget:
     `high`. A round is read and its rewrite prepared beside the batches (`ahead.py`), so batches on time say nothing
     of its own cost: a round that took longer than `round_s` from its start to its answers being ready halves it
     too (at 50,000 values/s the budget otherwise doubled to rounds of hundreds of windows whose preparation took
-    minutes, and no correction was committed meanwhile)."""
+    minutes, and no correction was committed meanwhile). The bound is wide: it stops such a runaway and leaves the
+    ordinary rounds (reads and preparation of a second or two) alone."""
 
     low: int = 8
     high: int = 512
     slack_s: float = 0.5
-    round_s: float = 2.0
+    round_s: float = 10.0
     now: int = 32
 
     def next(self, behind_s: float, max_age_s: float, used: int, took_s: float = 0.0) -> int:

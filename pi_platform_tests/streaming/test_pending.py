@@ -109,10 +109,10 @@ def test_correction_budget_grows_only_when_used_while_caught_up_and_is_cut_when_
     budget.now = 64
     assert budget.next(100.0, 1.0, used=0) == 8  # never below `low`
     assert budget.next(0.0, 1.0, used=7) == 8  # caught up but not all used: no growth
-    assert budget.next(0.0, 1.0, used=8, took_s=2.5) == 8  # a round that took long: halved, however used
+    assert budget.next(0.0, 1.0, used=8, took_s=12.0) == 8  # a round that took long: halved, however used
     budget.now = 64
-    assert budget.next(0.0, 1.0, used=64, took_s=2.5) == 32
-    assert budget.next(0.0, 1.0, used=32, took_s=1.5) == 64  # quick enough: grows again
+    assert budget.next(0.0, 1.0, used=64, took_s=12.0) == 32
+    assert budget.next(0.0, 1.0, used=32, took_s=9.0) == 64  # quick enough: grows again
     frozen = CorrectionBudget(low=0, high=0, now=0)
     assert frozen.next(0.0, 1.0, used=0) == 0 and frozen.next(5.0, 1.0, used=0) == 0
 
