@@ -7,7 +7,7 @@ already run off the batch path; its rewrite is now prepared there too (`StreamSi
 carries the answers only adds the prepared actions to its own.
 
 When a prepared rewrite still applies: data files never change, so it stays right while (1) every file it replaces
-is still live (the sink checks; a compaction may have merged one, and then it rewrites the rows at commit), and (2)
+is still live (the sink checks: a compaction may have merged one, and then it writes that file's rows again), and (2)
 no row has been written in the round's time span since it was prepared, neither by a commit in between nor by the
 batch that carries it: such a row (a gap read, or a slow stream's value inside a read window) could be a key the
 rewrite took for absent, or a later read of a key the answers hold. The collector checks (2) with `Span` and
