@@ -14,7 +14,8 @@ commits, the merge 0.16 -> 1.1 s) and the collector fell behind. Here, with the 
 
 The sink commits the actions as one Delta transaction carrying the batch's application-transaction version. A
 verification round's rewrite is prepared before its batch, beside the batcher (`StreamSink.prepare`), against the
-table's files as they were then: data files never change, so it still applies while every file it replaces is live.
+table's files as they were then: data files never change, so each copy it made still applies while the file it
+replaces is live, and only the others are made again (`Rewrite.without`).
 """
 
 import time
