@@ -583,9 +583,7 @@ class Collector:
         """The round's rewrite, prepared in a worker thread while batches go on committing (noted by `_span`);
         None if that fails, and the carrying batch rewrites the files itself."""
         rows = [self._unsuperseded(a) for a in sorted(answers, key=lambda a: a.read_started)]
-        verified = answers[0].verifies
-        for answer in answers[1:]:
-            verified = verified.union(answer.verifies)
+        verified = reads.verified_by(answers)
         self._span = ahead.span_of(rows)
         try:
             return await asyncio.to_thread(ahead.prepare, self.sink, rows, verified, dict(self._hwm), self._span)
@@ -616,9 +614,7 @@ class Collector:
         self._pending.add(late, time.time())  # one still waiting keeps its place...
         if self._round is not None and len(late):  # ...and one being read now is read again after
             self._again = self._again.union(late.intersection(self._round))
-        verified = late[:0]
-        for answer in answers:
-            verified = verified.union(answer.verifies)
+        verified = reads.verified_by(answers)
         reads_now = sorted([*authoritative, *answers], key=lambda a: a.read_started)
         early, self._ahead = (self._ahead, None) if answers else (None, self._ahead)
         if early is not None:  # the answers' rewrite is prepared: the batch composes the rest around it

@@ -43,6 +43,16 @@ class Verification:
     failures: list[tuple[list[str], Exception]]  # PIWebAPIError, or what broke a whole round
 
 
+def verified_by(answers: Sequence[AuthoritativeRows]) -> pd.MultiIndex:
+    """The late groups a round's `answers` are PI's answer for (none for no answers)."""
+    verified = pd.MultiIndex.from_arrays([np.array([], dtype=object), np.array([], dtype=np.int64)],
+                                         names=["web_id", "ts"])
+    for answer in answers:
+        if answer.verifies is not None:
+            verified = verified.union(answer.verifies)
+    return verified
+
+
 def _dt(us: int) -> datetime:
     return datetime.fromtimestamp(us / 1e6, timezone.utc)
 

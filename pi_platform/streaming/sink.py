@@ -179,7 +179,8 @@ class StreamSink:
         files = rewrite.data_files(dt)
         fresh, stored = valid.filter(pc.invert(late)), valid.filter(late)
         if ahead is not None:
-            kept, again = ahead.change.without(ahead.change.removed - (live_paths(dt) if dt is not None else set()))
+            live = set() if files is None else set(files["path"].to_pylist())
+            kept, again = ahead.change.without(ahead.change.removed - live)
             own = rewrite.prepare(files, self.uri, self._options, fresh, pa.concat_tables([stored, again]))
             if not own.removed & kept.removed:
                 return own.plus(kept)
