@@ -16,6 +16,7 @@ from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequenc
 from dataclasses import dataclass, field
 from typing import TypeVar
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 from pandera.api.pandas.container import DataFrameSchema
@@ -154,11 +155,17 @@ def commit_values(
 def in_window(values: pa.Table, window: DayWindow) -> pa.Table:
     """Drop values stamped exactly at the window's end: PI's range includes both bounds, but that instant
     is the first of the next day's partition, whose run reads it. Most chunks hold no such value and are
-    passed on as they are: filtering copies every column (~0.1 µs a value) to drop that one row."""
-    inside = pc.less(values["timestamp"], pa.scalar(window.end_time, values["timestamp"].type))
-    if inside.null_count == 0 and pc.all(inside).as_py():
+    passed on as they are, told by their latest time alone; the others hold a few (one per tag with a value at
+    midnight) and keep zero-copy slices around them: a filter copied every column of the chunk (~0.04 µs a
+    value, 3 % of a 10,000-tag extraction's CPU) to drop those rows. Timestamps are never null here (the client
+    rejects an unreadable one as it builds the chunk)."""
+    end = pa.scalar(window.end_time, values["timestamp"].type)
+    latest = pc.max(values["timestamp"])
+    if latest.is_valid and latest.value < end.value:
         return values
-    return values.filter(inside)
+    outside = np.flatnonzero(pc.greater_equal(values["timestamp"], end).to_numpy(zero_copy_only=False))
+    bounds = zip(np.concatenate([[0], outside + 1]).tolist(), np.append(outside, values.num_rows).tolist())
+    return pa.concat_tables([values.slice(lo, hi - lo) for lo, hi in bounds if hi > lo] or [values.slice(0, 0)])
 
 
 def with_event_date(values: pa.Table, window: DayWindow) -> pa.Table:

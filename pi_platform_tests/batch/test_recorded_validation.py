@@ -3,6 +3,7 @@ exactly what PI holds, however a tag's values are spread over chunks (pages, win
 
 from datetime import timedelta
 
+import pyarrow as pa
 import pytest
 
 from pi_platform.batch import recorded
@@ -52,3 +53,21 @@ def test_grouped_chunks_of_two_days_store_the_plant_exactly(make_simulator, tmp_
     keys = ["web_id", "timestamp", "position"]
     assert stored.equals(sort_values(expected.join(stored.select(keys), keys, join_type="left semi").select(VALUE_SCHEMA.names).cast(VALUE_SCHEMA)))
     assert 1 < len(calls) < chunks  # grouped, yet split wherever a tag came back
+
+
+def test_values_at_the_window_end_leave_a_chunk_and_nothing_else_does():
+    """`in_window` keeps zero-copy slices around the rows stamped at the window's end (the next day's first
+    instant): exactly those rows go, in order, whichever rows of the chunk they are; a chunk without any is
+    passed on as it is, and a null time is left for the schema to quarantine."""
+    window = DayWindow(DAY, DAY + timedelta(days=1))
+    end, inside = window.end_time, window.end_time - timedelta(seconds=1)
+    stamps = [end, inside, end, end, inside, inside, None, end]
+    table = pa.table({"timestamp": pa.array(stamps, VALUE_SCHEMA.field("timestamp").type), "row": range(len(stamps))})
+
+    kept = recorded.in_window(table, window)
+
+    assert kept["row"].to_pylist() == [1, 4, 5, 6]
+    assert kept["timestamp"].null_count == 1
+    untouched = table.filter(pa.array([s != end for s in stamps]))
+    assert recorded.in_window(untouched, window) is untouched
+    assert recorded.in_window(table.slice(0, 0), window).num_rows == 0
