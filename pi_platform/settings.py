@@ -27,6 +27,7 @@ finds the collector from anywhere: `PI_PLATFORM_HOME` if set, else the checkout 
 | `PI_PARTITIONS_START`, `PI_DAILY_LAG_MINUTES`, `PI_TODAY_REFRESH_CRON`, `PI_MAINTENANCE_CRON`, `PI_RECORDED_MAX_LAG_MINUTES` | batch calendar | 2024-01-01, 60, `*/15 * * * *`, `30 3 * * *`, 1560 |
 | `PI_SUMMARY_INTERVAL`, `PI_SUMMARY_CALCULATION_BASIS`, `PI_INTERPOLATION_INTERVAL` | `recorded_summaries` interval and PI calculationBasis, `interpolated_values` interval (each also run config) | 1h, TimeWeighted, 1h |
 | `PI_RECORDED_SHARDS` | tag shards a `recorded_values` run splits into: separate steps the executor spreads over processes or pods | 1 |
+| `PI_RECORDED_PROCESSES` | processes each `recorded_values` shard step uses: N-1 reader processes read PI while the step validates and stages | 1 |
 | `PI_STREAM_SHARDS` | streaming collectors the subscription is split over by a hash of each tag's WebID (`pi-platform stream --shard K/N`; the sensor and `up` run all N) | 1 |
 | `PI_DAGSTER_POSTGRES_URL` | `pi-platform up` keeps Dagster's runs, events and schedules in this Postgres (`postgresql://user:password@host:5432/db`) instead of SQLite | unset (SQLite) |
 | `PI_PARTITION_TIMEZONE` | IANA zone of the plant's day: daily partitions, day columns and schedules follow it (timestamps stay UTC) | UTC |
@@ -259,6 +260,11 @@ def healing_lookback_days(environ: Mapping[str, str] | None = None) -> int:
 # ---------------------------------------------------------------------------------------------- scale-out
 def recorded_shards(environ: Mapping[str, str] | None = None) -> int:
     return _positive_int("PI_RECORDED_SHARDS", "1", environ, "shards")
+
+
+def recorded_processes(environ: Mapping[str, str] | None = None) -> int:
+    """Processes each `recorded_values` shard step uses: N-1 read PI while the step validates and stages."""
+    return _positive_int("PI_RECORDED_PROCESSES", "1", environ, "processes")
 
 
 def stream_shards(environ: Mapping[str, str] | None = None) -> int:

@@ -1,36 +1,31 @@
 """PI recorded values -> validated Delta, streamed: the code path of `recorded_values` and of the benchmark.
 
-The async client yields ValueBatch chunks in a background event loop; this thread validates each chunk and
-feeds a RecordBatchReader that the store writes as it reads (`storage.datafiles`), so a day (or a backfill
-range) of any number of tags is ONE range-overwrite commit with memory bounded by a few chunks. Rows PI refused
-(per-value Errors) and rows failing the schema are collected and replace the window's quarantine rows after the
-commit.
+The async client yields ValueBatch chunks in a background event loop (`recorded_chunks`), or reader processes
+send them (`recorded_processes`); this thread validates them a few at a time and feeds a RecordBatchReader that
+the store writes as it reads (`storage.datafiles`), so a day (or a backfill range) of any number of tags is ONE
+range-overwrite commit with memory bounded by a few chunks. Rows PI refused (per-value Errors) and rows failing
+the schema are collected and replace the window's quarantine rows after the commit.
 
 No Dagster imports: the benchmark and scripts call `extract_recorded` directly.
 """
 
-import asyncio
-import queue
-import threading
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import TypeVar
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 from pandera.api.pandas.container import DataFrameSchema
 
-from pi_platform.client import PIWebAPIClient, PIWebAPIConfig, ValueBatch
-from pi_platform.client.transport import long_lived_heap_frozen
+from pi_platform.batch.recorded_chunks import read_chunks
+from pi_platform.batch.recorded_processes import chunks_in_processes
+from pi_platform.client import PIWebAPIConfig, ValueBatch
 from pi_platform.storage import DeltaStore, TableInfo, replace_quarantine, split_valid
 from pi_platform.storage import schemas
 from pi_platform.storage.tables import RECORDED_VALUES, TableSpec
 from pi_platform.batch.window import DayWindow
 from pi_platform.value_columns import REJECT_SCHEMA
 
-T = TypeVar("T")
-_QUEUE_DEPTH = 4  # chunks in flight between the PI reader and the Delta writer (the memory bound)
 _VALIDATE_ROWS = 250_000  # rows per pandera call at most ~4 responses (see `validated`)
 
 
@@ -46,13 +41,10 @@ def extract_recorded(
     config: PIWebAPIConfig, store: DeltaStore, web_ids: Sequence[str], window: DayWindow, *, run_id: str | None = None,
     processes: int = 1,
 ) -> Extracted:
-    """Replace `recorded_values` for the window's days by what PI holds for `web_ids` now; `processes` > 1
-    reads and validates in that many worker processes (`recorded_processes`) while this one writes."""
-    from pi_platform.batch.recorded_processes import read_valid_in_processes  # builds on read_valid below
-
+    """Replace `recorded_values` for the window's days by what PI holds for `web_ids` now. `processes` > 1 reads
+    PI in that many processes less this one (`recorded_processes`), which validates and writes meanwhile."""
     reading = Reading()
-    values = read_valid_in_processes(config, web_ids, window, reading, processes)
-    return commit_values(store, values, reading, window, run_id=run_id)
+    return commit_values(store, read_valid(config, web_ids, window, reading, processes), reading, window, run_id=run_id)
 
 
 @dataclass
@@ -67,21 +59,17 @@ class Reading:
         return pa.concat_tables(self.rejects) if self.rejects else REJECT_SCHEMA.empty_table()
 
 
-def read_valid(config: PIWebAPIConfig, web_ids: Sequence[str], window: DayWindow, reading: Reading) -> Iterator[pa.RecordBatch]:
+def read_valid(config: PIWebAPIConfig, web_ids: Sequence[str], window: DayWindow, reading: Reading,
+               processes: int = 1) -> Iterator[pa.RecordBatch]:
     """PI's recorded values of `web_ids` in the window, validated a few chunks at a time, as RECORDED_VALUES
     batches; refused rows go to `reading.rejects`. Shared by the one-process extraction and the sharded one. The
-    heap it starts with is left out of the garbage collections made meanwhile (`long_lived_heap_frozen`)."""
-
-    async def batches() -> AsyncIterator[ValueBatch]:
-        if not web_ids:  # nothing selected: the window is emptied, not an error
-            return
-        async with PIWebAPIClient(config) as client:
-            async for batch in client.recorded(list(web_ids), window.start_time, window.end_time):
-                yield batch
-
+    chunks are read here (`read_chunks`) or, with `processes` > 1, by reader processes (`chunks_in_processes`)."""
+    if processes > 1:
+        chunks = chunks_in_processes(config, web_ids, window, processes - 1)
+    else:
+        chunks = read_chunks(config, web_ids, window)
     try:
-        with long_lived_heap_frozen():
-            yield from validated(iterate_in_thread(batches), window, reading)
+        yield from validated(chunks, window, reading)
     except BaseException as exc:
         reading.errors.append(exc)
         raise
@@ -171,55 +159,3 @@ def in_window(values: pa.Table, window: DayWindow) -> pa.Table:
 def with_event_date(values: pa.Table, window: DayWindow) -> pa.Table:
     """VALUE_SCHEMA rows + the plant's day partition column, in RECORDED_VALUES' schema."""
     return values.append_column("event_date", window.days_of(values["timestamp"])).cast(RECORDED_VALUES.schema)
-
-
-def iterate_in_thread(make: Callable[[], AsyncIterator[T]]) -> Iterator[T]:
-    """Drive an async iterator in its own event loop thread and hand its items to this (sync) thread.
-
-    A bounded queue gives back-pressure: when the Delta writer is slow, the reader waits (in an executor,
-    so its event loop keeps serving in-flight responses instead of timing them out). If the consumer stops
-    early, the producer is told to stop and the thread is joined; producer errors re-raise here.
-    """
-    items: queue.Queue = queue.Queue(maxsize=_QUEUE_DEPTH)
-    stop = threading.Event()
-    done, failed = object(), object()
-
-    async def produce() -> None:
-        loop = asyncio.get_running_loop()
-        try:
-            async for item in make():
-                if stop.is_set():
-                    return
-                await loop.run_in_executor(None, _put, items, item, stop)
-        except BaseException as exc:  # noqa: BLE001 - handed to the consumer thread, which re-raises it
-            await loop.run_in_executor(None, _put, items, (failed, exc), stop)
-            return
-        await loop.run_in_executor(None, _put, items, (done, None), stop)
-
-    thread = threading.Thread(target=asyncio.run, args=(produce(),), name="pi-recorded-reader", daemon=True)
-    thread.start()
-    try:
-        while True:
-            item = items.get()
-            if isinstance(item, tuple) and len(item) == 2 and item[0] is done:
-                return
-            if isinstance(item, tuple) and len(item) == 2 and item[0] is failed:
-                raise item[1]
-            yield item
-    finally:
-        stop.set()
-        while thread.is_alive():
-            try:
-                items.get(timeout=0.05)
-            except queue.Empty:
-                pass
-        thread.join()
-
-
-def _put(items: queue.Queue, item: object, stop: threading.Event) -> None:
-    while not stop.is_set():
-        try:
-            items.put(item, timeout=0.1)
-            return
-        except queue.Full:
-            continue

@@ -1,18 +1,21 @@
-"""`read_valid` spread over worker processes, so one extraction uses every core.
+"""The client's chunks read by reader processes, so one extraction uses more than one core.
 
-Why: reading a day of 100k tags is CPU-bound Python (JSON parsing, column building, validation) under one GIL,
-while the Delta writer, fed from the same process, idles in between. Here each worker process runs the ordinary
-`read_valid` on a contiguous part of the tags and hands its validated chunks over as Arrow IPC files (memory-
-backed, mapped here without a copy); this process only passes them to the single Delta commit, which keeps
-consuming while the workers parse (~0.1 µs per value of hand-over against ~3 µs of reading). Nothing about the
-result changes: the same rows, one commit, the same rejects (each worker's, gathered when it finishes).
+Why: reading a day of 100k tags is CPU-bound Python (HTTP, JSON decoding, column building) under one GIL, which
+this process also needs to validate the chunks and feed the Delta writer. Here each reader process runs the
+ordinary `read_chunks` on a contiguous part of the tags and hands its chunks over as Arrow IPC files (memory-
+backed, mapped here without a copy); this process validates them and passes them to the single Delta commit.
+Readers only read: they import the client alone (`recorded_chunks`), and validation, the quarantine and the
+commit stay where they are in a one-process run. Nothing about the result changes: the same rows, one commit,
+the same rejects.
 
-It pays only where cores are idle: each worker costs ~2 s of imports and ~600 MB, and on a 2-core machine
-already busy with the PI server (or other work) it measured slower than one process. Hence opt-in (default 1).
+It pays where a core is free for it: on the 2-core benchmark VM, beside the simulator, one reader cut a
+100,000-tag day's wall by 11-15 % at no more CPU per value (one process also pays GIL hand-offs between its
+reader thread and its writer); a reader costs ~1 s of imports and ~550 MB. Opt-in (`processes` 1 by default):
+where an executor already runs steps side by side, readers would only contend with them.
 
 Workers are started with `spawn` (never `fork`: the caller may be a threaded Dagster step or hold an event
 loop). The server sees the same load as from one process: `max_concurrency` and `max_requests_per_second`
-are divided among the workers. A worker's error stops the others and is raised here as it was raised there.
+are divided among the readers. A reader's error stops the others and is raised here as it was raised there.
 """
 
 import multiprocessing
@@ -25,14 +28,15 @@ from multiprocessing.connection import Connection, wait
 
 import pyarrow as pa
 
-from pi_platform.batch.recorded import Reading, read_valid
+from pi_platform.batch.recorded_chunks import read_chunks
 from pi_platform.batch.window import DayWindow
-from pi_platform.client import PIWebAPIConfig
+from pi_platform.client import PIWebAPIConfig, ValueBatch
+from pi_platform.client.transport import collect_now_and_then, long_lived_heap_frozen
 from pi_platform.errors import PlatformError
-from pi_platform.storage.tables import RECORDED_VALUES
+from pi_platform.value_columns import REJECT_SCHEMA
 
-_MIN_TAGS_PER_PROCESS = 200  # below this, starting a process (~2 s of imports) costs more than it saves
-_IN_FLIGHT = 4  # chunks a worker may have handed over and not yet seen consumed (the memory bound, per worker)
+_MIN_TAGS_PER_PROCESS = 200  # below this, starting a process (~1 s of imports) costs more than it saves
+_IN_FLIGHT = 4  # chunks a reader may have handed over and not yet seen received (the memory bound, per reader)
 _SPOOL_DIR = "/dev/shm" if os.path.isdir("/dev/shm") else None  # memory-backed where there is one
 
 
@@ -40,81 +44,104 @@ class ReaderProcessError(PlatformError):
     """A reader process died without saying why (killed, out of memory)."""
 
 
-def read_valid_in_processes(
-    config: PIWebAPIConfig, web_ids: Sequence[str], window: DayWindow, reading: Reading, processes: int
-) -> Iterator[pa.RecordBatch]:
-    """`read_valid` over `processes` worker processes (fewer for few tags; 1 runs it here, no process)."""
-    processes = max(1, min(processes, len(web_ids) // _MIN_TAGS_PER_PROCESS))
-    if processes == 1:
-        yield from read_valid(config, web_ids, window, reading)
+def chunks_in_processes(
+    config: PIWebAPIConfig, web_ids: Sequence[str], window: DayWindow, readers: int
+) -> Iterator[ValueBatch]:
+    """`read_chunks` over `readers` reader processes (fewer for few tags; none reads here, in this process).
+
+    Each reader's chunks arrive in its order; chunks of different readers interleave (their tags differ). The
+    heap is frozen and collected per chunk bytes as in a one-process read (where the decoder keeps that schedule):
+    validation's cyclic garbage (pandas frames) is made here, and left uncollected it held the mapped chunks, a
+    100,000-tag day's writer growing to 2.0 GB."""
+    readers = min(readers, len(web_ids) // _MIN_TAGS_PER_PROCESS)
+    if readers < 1:
+        yield from read_chunks(config, web_ids, window)
         return
-    share = _shared_limits(config, processes)
-    context = multiprocessing.get_context("spawn")
-    spool = tempfile.mkdtemp(prefix="pi-recorded-", dir=_SPOOL_DIR)
-    workers: dict[Connection, multiprocessing.process.BaseProcess] = {}
-    credits: dict[Connection, "multiprocessing.synchronize.BoundedSemaphore"] = {}
-    try:
-        for index, part in enumerate(_parts(list(web_ids), processes)):
-            receive, send = context.Pipe(duplex=False)
-            credit = context.BoundedSemaphore(_IN_FLIGHT)
-            worker = context.Process(target=_work, args=(share, part, window, send, credit, f"{spool}/{index}"),
-                                     name="pi-recorded-reader", daemon=True)
-            worker.start()
-            send.close()  # only the worker writes; EOF here then means it is gone
-            workers[receive], credits[receive] = worker, credit
-        while workers:
-            for connection in wait(list(workers)):
-                try:
-                    kind, payload = connection.recv()
-                except EOFError:
-                    worker = workers.pop(connection)
-                    worker.join()
-                    raise ReaderProcessError(
-                        f"a recorded-values reader process exited (status {worker.exitcode}) without finishing; "
-                        "check memory limits, or set fewer reader processes") from None
-                if kind == "batch":
-                    batch = pa.ipc.read_record_batch(pa.memory_map(payload).read_buffer(), RECORDED_VALUES.schema)
-                    os.unlink(payload)  # the mapping lives on until the writer has consumed the batch
-                    credits[connection].release()
-                    reading.rows += batch.num_rows
-                    yield batch
-                elif kind == "done":
-                    reading.rejects.append(payload)
-                    workers.pop(connection).join()
-                else:  # "failed": the worker's own exception, re-raised as if read here
-                    workers.pop(connection).join()
-                    reading.errors.append(payload)
-                    raise payload
-    except GeneratorExit:  # the consumer stopped reading (its own error is the one to report)
-        raise
-    except BaseException as exc:
-        if not reading.errors or reading.errors[-1] is not exc:
-            reading.errors.append(exc)
-        raise
-    finally:
-        for connection, worker in workers.items():
+    with _Readers(config, web_ids, window, readers) as pool, long_lived_heap_frozen():
+        yield from pool.chunks()
+
+
+class _Readers:
+    """Running reader processes and their pipes; leaving the block stops any still running."""
+
+    def __init__(self, config: PIWebAPIConfig, web_ids: Sequence[str], window: DayWindow, readers: int) -> None:
+        self._jobs = [(_shared_limits(config, readers), part, window) for part in _parts(list(web_ids), readers)]
+        self._workers: dict[Connection, multiprocessing.process.BaseProcess] = {}
+        self._credits: dict[Connection, "multiprocessing.synchronize.BoundedSemaphore"] = {}
+        self._spool = ""
+
+    def __enter__(self) -> "_Readers":
+        context = multiprocessing.get_context("spawn")
+        self._spool = tempfile.mkdtemp(prefix="pi-recorded-", dir=_SPOOL_DIR)
+        try:
+            for index, job in enumerate(self._jobs):
+                receive, send = context.Pipe(duplex=False)
+                credit = context.BoundedSemaphore(_IN_FLIGHT)
+                worker = context.Process(target=_work, args=(*job, send, credit, f"{self._spool}/{index}"),
+                                         name="pi-recorded-reader", daemon=True)
+                worker.start()
+                send.close()  # only the worker writes; EOF here then means it is gone
+                self._workers[receive], self._credits[receive] = worker, credit
+        except BaseException:
+            self.__exit__()
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for connection, worker in self._workers.items():
             worker.terminate()
             worker.join()
             connection.close()
-        shutil.rmtree(spool, ignore_errors=True)
+        self._workers.clear()
+        shutil.rmtree(self._spool, ignore_errors=True)
+
+    def chunks(self) -> Iterator[ValueBatch]:
+        """Every reader's chunks as they come; a reader's error is raised here as it was raised there."""
+        while self._workers:
+            for connection in wait(list(self._workers)):
+                chunk = self._receive(connection)
+                if chunk is not None:
+                    yield chunk
+
+    def _receive(self, connection: Connection) -> ValueBatch | None:
+        """The reader's next chunk, or None when it said it is done."""
+        try:
+            kind, payload = connection.recv()
+        except EOFError:
+            worker = self._workers.pop(connection)
+            worker.join()
+            raise ReaderProcessError(
+                f"a recorded-values reader process exited (status {worker.exitcode}) without finishing; "
+                "check memory limits, or use fewer processes (run config `processes`, PI_RECORDED_PROCESSES)") from None
+        if kind != "chunk":  # "done", or "failed" with the worker's own exception
+            self._workers.pop(connection).join()
+            if kind == "failed":
+                raise payload
+            return None
+        path, rejects = payload
+        values = pa.ipc.open_stream(pa.memory_map(path)).read_all()  # mapped: lives on with `values`
+        os.unlink(path)
+        self._credits[connection].release()
+        collect_now_and_then(values.nbytes)
+        return ValueBatch(values, rejects if rejects is not None else REJECT_SCHEMA.empty_table())
 
 
 def _work(config: PIWebAPIConfig, web_ids: list[str], window: DayWindow, out: Connection,
           credit: "multiprocessing.synchronize.BoundedSemaphore", spool: str) -> None:
-    """A worker process: the ordinary read of its tags, every validated chunk handed over as it is made.
+    """A reader process: the ordinary read of its tags, every chunk handed over as it is made.
 
-    A chunk (~10 MB) goes through a memory-backed file, not the pipe: a pipe moves 64 KiB per hand-over, and on
-    a busy machine each hand-over waits for a time slice (measured: the pipe made the run 60 % slower). The pipe
-    carries only the file's name; `credit` bounds the chunks not yet consumed."""
-    reading = Reading()
+    A chunk's values (~10 MB) go through a memory-backed file, not the pipe: a pipe moves 64 KiB per hand-over,
+    and on a busy machine each hand-over waits for a time slice (measured: the pipe made the run 60 % slower).
+    The pipe carries the file's name and the chunk's rejects (rare, small); `credit` bounds the chunks not yet
+    received."""
     try:
-        for sequence, batch in enumerate(read_valid(config, web_ids, window, reading)):
+        for sequence, chunk in enumerate(read_chunks(config, web_ids, window)):
             credit.acquire()
             path = f"{spool}-{sequence}.arrow"
-            with pa.OSFile(path, "wb") as spooled:
-                spooled.write(batch.serialize())  # Arrow IPC: no per-value work either side, read back mapped
-            out.send(("batch", path))
-        out.send(("done", reading.refused()))
+            with pa.OSFile(path, "wb") as spooled, pa.ipc.new_stream(spooled, chunk.values.schema) as ipc:
+                ipc.write_table(chunk.values)  # Arrow IPC: no per-value work either side, read back mapped
+            out.send(("chunk", (path, chunk.rejects if chunk.rejects.num_rows else None)))
+        out.send(("done", None))
     except BaseException as exc:  # noqa: BLE001 - sent to the parent, which raises it
         out.send(("failed", _sendable(exc)))
     finally:
@@ -131,7 +158,7 @@ def _sendable(exc: BaseException) -> BaseException:
 
 
 def _shared_limits(config: PIWebAPIConfig, processes: int) -> PIWebAPIConfig:
-    """Each worker's config: the server-facing limits divided, so N workers load PI like one reader."""
+    """Each reader's config: the server-facing limits divided, so N readers load PI like one."""
     rate = config.max_requests_per_second
     return config.model_copy(update={
         "max_concurrency": max(1, config.max_concurrency // processes),
@@ -140,7 +167,7 @@ def _shared_limits(config: PIWebAPIConfig, processes: int) -> PIWebAPIConfig:
 
 
 def _parts(items: list[str], n: int) -> list[list[str]]:
-    """n contiguous, near-equal parts (contiguous: a tag's rows come from one worker, in order)."""
+    """n contiguous, near-equal parts (contiguous: a tag's rows come from one reader, in order)."""
     size, extra = divmod(len(items), n)
     bounds = [i * size + min(i, extra) for i in range(n + 1)]
     return [items[bounds[i]:bounds[i + 1]] for i in range(n)]

@@ -47,6 +47,7 @@ class ShardTask:
     index: int
     count: int
     web_ids: tuple[str, ...]
+    processes: int = 1  # the step's: N-1 reader processes (`recorded_processes`) while it validates and stages
 
     @property
     def label(self) -> str:
@@ -114,18 +115,19 @@ class Staging:
             self._fs().delete_dir("")
 
 
-def plan_shards(store: DeltaStore, run_id: str, selected: pa.Table, shards: int) -> list[ShardTask]:
+def plan_shards(store: DeltaStore, run_id: str, selected: pa.Table, shards: int, processes: int = 1) -> list[ShardTask]:
     """Split the selected tags (`selection.SELECTED_COLUMNS`) into `shards` tasks; the selection itself is staged
     for the commit step's checks, so only WebIDs travel through Dagster's IO manager."""
     Staging(store, run_id).write_selection(selected)
     parts = sharding.split(selected["web_id"].to_pylist(), shards)
-    return [ShardTask(run_id, i, shards, tuple(web_ids)) for i, web_ids in enumerate(parts)]
+    return [ShardTask(run_id, i, shards, tuple(web_ids), processes) for i, web_ids in enumerate(parts)]
 
 
 def stage_shard(config: PIWebAPIConfig, store: DeltaStore, task: ShardTask, window: DayWindow) -> StagedShard:
     """Read and validate one shard's tags for the window into its staging files (replacing an earlier attempt's)."""
     reading = Reading()
-    Staging(store, task.run_id).stage(task.index, read_valid(config, task.web_ids, window, reading), reading)
+    Staging(store, task.run_id).stage(task.index, read_valid(config, task.web_ids, window, reading, task.processes),
+                                      reading)
     return StagedShard(task.run_id, task.index, reading.rows, sum(t.num_rows for t in reading.rejects))
 
 

@@ -14,7 +14,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pandera.pandas as pandera
 
-from pi_platform.batch.recorded import Extracted, Reading, commit_values, iterate_in_thread
+from pi_platform.batch.recorded import Extracted, Reading, commit_values
+from pi_platform.batch.recorded_chunks import iterate_in_thread
 from pi_platform.batch.window import DayWindow
 from pi_platform.client import PIWebAPIClient, PIWebAPIConfig
 from pi_platform.client.summaries import CALCULATION_BASES

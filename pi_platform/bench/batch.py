@@ -41,7 +41,7 @@ class BatchSettings:
     max_concurrency: int = 8
     page_size: int = DEFAULT_PAGE_SIZE
     max_requests_per_second: float = 0.0  # 0: no client-side limit (the simulator is ours to load)
-    processes: int = 1  # reader processes of extract_recorded (the client CPU and RSS figures include them)
+    processes: int = 1  # extract_recorded's: N-1 reader processes + the writer (client CPU and RSS include them all)
     floor_tags: int = 300  # tags whose payloads are captured for the floor
     verify_tags: int = 20  # tags whose extracted rows are compared with ground truth
     frozen_now: datetime | None = None  # simulator clock; default: the start of the run, frozen

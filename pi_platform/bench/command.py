@@ -33,7 +33,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     batch.add_argument("--page-size", type=int, default=DEFAULT_PAGE_SIZE, help=f"recorded maxCount (default {DEFAULT_PAGE_SIZE})")
     batch.add_argument("--max-requests-per-second", type=float, default=0.0, help="client rate limit (0: none)")
     batch.add_argument("--processes", type=int, default=1,
-                       help="reader processes of the extraction (extract_recorded's `processes`; default 1)")
+                       help="processes the extraction uses: N-1 read PI while this one validates and writes "
+                            "(extract_recorded's `processes`; default 1, all in one)")
     batch.add_argument("--floor-tags", type=int, default=300, help="tags whose payloads measure the parse floor")
     batch.add_argument("--verify-tags", type=int, default=20, help="tags checked against ground truth")
     batch.add_argument("--now", type=_utc_time, help="freeze the simulator clock here (default: the start of the run)")

@@ -54,7 +54,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-concurrency", type=int, default=8)
     parser.add_argument("--page-size", type=int, default=DEFAULT_PAGE_SIZE)
     parser.add_argument("--max-requests-per-second", type=float, default=0.0, help="0: no client-side limit")
-    parser.add_argument("--processes", type=int, default=1, help="reader processes (extract_recorded's `processes`)")
+    parser.add_argument("--processes", type=int, default=1,
+                        help="processes the extraction uses: N-1 read PI, this one validates and writes "
+                             "(extract_recorded's `processes`)")
     parser.add_argument("--exit-with-parent", action="store_true", help="exit when stdin closes (the benchmark died)")
     args = parser.parse_args(argv)
     if args.exit_with_parent:

@@ -31,15 +31,15 @@ def test_grouped_chunks_of_two_days_store_the_plant_exactly(make_simulator, tmp_
 
     monkeypatch.setattr(recorded, "split_valid", counted)
     chunks = 0
-    batches = recorded.iterate_in_thread
+    read = recorded.read_chunks
 
-    def counting(make):
+    def counting(*args):
         nonlocal chunks
-        for batch in batches(make):
+        for batch in read(*args):
             chunks += 1
             yield batch
 
-    monkeypatch.setattr(recorded, "iterate_in_thread", counting)
+    monkeypatch.setattr(recorded, "read_chunks", counting)
     store = DeltaStore(str(tmp_path / "lake"))
     extracted = extract_recorded(config, store, [p.web_id for p in simulator.plant.points], window, run_id="grouped")
 

@@ -19,11 +19,15 @@ from pi_platform.defs.selection import TagSelection
 from pi_platform.storage.tables import RECORDED_VALUES
 
 class RecordedConfig(TagSelection):
-    """recorded_values' run config: the tag selection, and how many shards read it."""
+    """recorded_values' run config: the tag selection, how many shards read it, and with how many processes each."""
 
     shards: int | None = Field(
         None, ge=1, description="tag shards read as separate steps, spread by the executor over processes or pods "
         "(default: PI_RECORDED_SHARDS, else 1)",
+    )
+    processes: int | None = Field(
+        None, ge=1, description="processes each shard step uses: N-1 read PI while the step validates and stages "
+        "(default: PI_RECORDED_PROCESSES, else 1; 2 uses both cores of a 2-core machine)",
     )
 
 
@@ -57,9 +61,10 @@ def plan_recorded_shards(
     tag_filter = config.tag_filter()
     selected = pi_webapi.run(lambda client: selection.resolve(client, tag_filter))
     count = config.shards or settings.recorded_shards()
-    tasks = recorded_shards.plan_shards(delta.store(), context.run_id, selected, count)
-    context.log.info(f"reading {selected.num_rows} tags for {window.label} in {count} shard(s): "
-                     f"{', '.join(str(len(t.web_ids)) for t in tasks)} tags")
+    processes = config.processes or settings.recorded_processes()
+    tasks = recorded_shards.plan_shards(delta.store(), context.run_id, selected, count, processes)
+    context.log.info(f"reading {selected.num_rows} tags for {window.label} in {count} shard(s) of {processes} "
+                     f"process(es) each: {', '.join(str(len(t.web_ids)) for t in tasks)} tags")
     return [dg.DynamicOutput(task, mapping_key=f"shard_{task.index}") for task in tasks]
 
 
@@ -127,7 +132,8 @@ def _commit(context: dg.OpExecutionContext, staged: list[StagedShard], delta: De
         "Recorded values of the selected tags (config: tags, name_filter, af_template, attribute_category) for "
         "each of the plant's days (PI_PARTITION_TIMEZONE), with digital and system states, flags and same-timestamp groups. A run replaces its "
         "days in one Delta commit, so reruns and single-run backfills are idempotent. Config `shards` (default "
-        "PI_RECORDED_SHARDS) splits the tags into shards read as separate steps (retried alone), committed together."
+        "PI_RECORDED_SHARDS) splits the tags into shards read as separate steps (retried alone), committed together; "
+        "`processes` (PI_RECORDED_PROCESSES) lets each step read PI in that many processes less one."
     ),
 )
 def recorded_values():
