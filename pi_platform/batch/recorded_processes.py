@@ -9,7 +9,7 @@ commit stay where they are in a one-process run. Nothing about the result change
 the same rejects.
 
 It pays where a core is free for it: on the 2-core benchmark VM, beside the simulator, one reader cut a
-100,000-tag day's wall by 11-15 % at no more CPU per value (one process also pays GIL hand-offs between its
+100,000-tag day's wall by 8-15 % at no more CPU per value (one process also pays GIL hand-offs between its
 reader thread and its writer); a reader costs ~1 s of imports and ~550 MB. Opt-in (`processes` 1 by default):
 where an executor already runs steps side by side, readers would only contend with them.
 
