@@ -28,8 +28,9 @@ from pi_platform.client.config import DEFAULT_PAGE_SIZE
 
 # A published PI-to-lake connector's figure for the same job (100,000 tags x 1 day).
 PUBLISHED_CLAIM = {"tags": 100_000, "days": 1, "tags_per_s": 139.0, "minutes": 12.0}
-TARGETS = {"max_minutes_100k": 10.0, "min_tags_per_s": 167.0, "min_values_per_s": 240_000.0,
-           "max_ratio_to_floor": 3.0, "max_peak_rss_bytes": 1.5e9}
+# Issue 12's targets (2 cores, the simulator alongside); tags/s and values/s follow from the 5 minutes.
+TARGETS = {"max_minutes_100k": 5.0, "min_tags_per_s": 100_000 / 300, "min_values_per_s": 145_000_000 / 300,
+           "max_ratio_to_floor": 1.5, "max_peak_rss_bytes": 1.5e9}
 
 
 @dataclass(frozen=True)
