@@ -17,7 +17,6 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from pandera.api.pandas.container import DataFrameSchema
 
-from pi_platform.batch.recorded_chunks import read_chunks
 from pi_platform.batch.recorded_processes import chunks_in_processes
 from pi_platform.client import PIWebAPIConfig, ValueBatch
 from pi_platform.storage import DeltaStore, TableInfo, replace_quarantine, split_valid
@@ -63,13 +62,9 @@ def read_valid(config: PIWebAPIConfig, web_ids: Sequence[str], window: DayWindow
                processes: int = 1) -> Iterator[pa.RecordBatch]:
     """PI's recorded values of `web_ids` in the window, validated a few chunks at a time, as RECORDED_VALUES
     batches; refused rows go to `reading.rejects`. Shared by the one-process extraction and the sharded one. The
-    chunks are read here (`read_chunks`) or, with `processes` > 1, by reader processes (`chunks_in_processes`)."""
-    if processes > 1:
-        chunks = chunks_in_processes(config, web_ids, window, processes - 1)
-    else:
-        chunks = read_chunks(config, web_ids, window)
+    chunks are read by `processes` - 1 reader processes, or here when that is none (`chunks_in_processes`)."""
     try:
-        yield from validated(chunks, window, reading)
+        yield from validated(chunks_in_processes(config, web_ids, window, processes - 1), window, reading)
     except BaseException as exc:
         reading.errors.append(exc)
         raise

@@ -15,14 +15,17 @@ where an executor already runs steps side by side, readers would only contend wi
 
 Workers are started with `spawn` (never `fork`: the caller may be a threaded Dagster step or hold an event
 loop). The server sees the same load as from one process: `max_concurrency` and `max_requests_per_second`
-are divided among the readers. A reader's error stops the others and is raised here as it was raised there.
+are divided among the readers. A reader's error stops the others and is raised here as it was raised there;
+what a reader logs (a retry, a throttled request) is logged here too, so a retry in a reader is never silent.
 """
 
+import logging
 import multiprocessing
 import os
 import pickle
 import shutil
 import tempfile
+import threading
 from collections.abc import Iterator, Sequence
 from multiprocessing.connection import Connection, wait
 
@@ -47,7 +50,7 @@ class ReaderProcessError(PlatformError):
 def chunks_in_processes(
     config: PIWebAPIConfig, web_ids: Sequence[str], window: DayWindow, readers: int
 ) -> Iterator[ValueBatch]:
-    """`read_chunks` over `readers` reader processes (fewer for few tags; none reads here, in this process).
+    """`read_chunks` over `readers` reader processes (fewer for few tags; none, or 0 asked: read in this process).
 
     Each reader's chunks arrive in its order; chunks of different readers interleave (their tags differ). The
     heap is frozen and collected per chunk bytes as in a one-process read (where the decoder keeps that schedule):
@@ -65,7 +68,8 @@ class _Readers:
     """Running reader processes and their pipes; leaving the block stops any still running."""
 
     def __init__(self, config: PIWebAPIConfig, web_ids: Sequence[str], window: DayWindow, readers: int) -> None:
-        self._jobs = [(_shared_limits(config, readers), part, window) for part in _parts(list(web_ids), readers)]
+        level = logging.getLogger("pi_platform").getEffectiveLevel()  # readers log what this process would
+        self._jobs = [(_shared_limits(config, readers), part, window, level) for part in _parts(list(web_ids), readers)]
         self._workers: dict[Connection, multiprocessing.process.BaseProcess] = {}
         self._credits: dict[Connection, "multiprocessing.synchronize.BoundedSemaphore"] = {}
         self._spool = ""
@@ -113,6 +117,9 @@ class _Readers:
             raise ReaderProcessError(
                 f"a recorded-values reader process exited (status {worker.exitcode}) without finishing; "
                 "check memory limits, or use fewer processes (run config `processes`, PI_RECORDED_PROCESSES)") from None
+        if kind == "log":  # a reader's record (a retry...), told here as if logged here
+            logging.getLogger(payload.name).handle(payload)
+            return None
         if kind != "chunk":  # "done", or "failed" with the worker's own exception
             self._workers.pop(connection).join()
             if kind == "failed":
@@ -126,26 +133,53 @@ class _Readers:
         return ValueBatch(values, rejects if rejects is not None else REJECT_SCHEMA.empty_table())
 
 
-def _work(config: PIWebAPIConfig, web_ids: list[str], window: DayWindow, out: Connection,
+def _work(config: PIWebAPIConfig, web_ids: list[str], window: DayWindow, level: int, out: Connection,
           credit: "multiprocessing.synchronize.BoundedSemaphore", spool: str) -> None:
     """A reader process: the ordinary read of its tags, every chunk handed over as it is made.
 
     A chunk's values (~10 MB) go through a memory-backed file, not the pipe: a pipe moves 64 KiB per hand-over,
     and on a busy machine each hand-over waits for a time slice (measured: the pipe made the run 60 % slower).
-    The pipe carries the file's name and the chunk's rejects (rare, small); `credit` bounds the chunks not yet
-    received."""
+    The pipe carries the file's name and the chunk's rejects (rare, small), and the platform's log records;
+    `credit` bounds the chunks not yet received."""
+    outbox = _Outbox(out)
+    logger = logging.getLogger("pi_platform")
+    logger.setLevel(level)
+    logger.addHandler(outbox)
     try:
         for sequence, chunk in enumerate(read_chunks(config, web_ids, window)):
             credit.acquire()
             path = f"{spool}-{sequence}.arrow"
             with pa.OSFile(path, "wb") as spooled, pa.ipc.new_stream(spooled, chunk.values.schema) as ipc:
                 ipc.write_table(chunk.values)  # Arrow IPC: no per-value work either side, read back mapped
-            out.send(("chunk", (path, chunk.rejects if chunk.rejects.num_rows else None)))
-        out.send(("done", None))
+            outbox.send("chunk", (path, chunk.rejects if chunk.rejects.num_rows else None))
+        outbox.send("done", None)
     except BaseException as exc:  # noqa: BLE001 - sent to the parent, which raises it
-        out.send(("failed", _sendable(exc)))
+        outbox.send("failed", _sendable(exc))
     finally:
+        logger.removeHandler(outbox)
         out.close()
+
+
+class _Outbox(logging.Handler):
+    """A reader's side of its pipe: its messages, and its log records (made by the client's event loop thread
+    while the main thread hands chunks over, hence the lock: a Connection is not safe to share)."""
+
+    def __init__(self, out: Connection) -> None:
+        super().__init__()
+        self._out = out
+        self._sending = threading.Lock()
+
+    def send(self, kind: str, payload: object) -> None:
+        with self._sending:
+            self._out.send((kind, payload))
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:  # the message rendered here: its arguments need not pickle, a traceback travels as text
+            record.msg, record.args = self.format(record), None
+            record.exc_info = record.exc_text = record.stack_info = None
+            self.send("log", record)
+        except Exception:  # noqa: BLE001 - logging must not break the read
+            self.handleError(record)
 
 
 def _sendable(exc: BaseException) -> BaseException:

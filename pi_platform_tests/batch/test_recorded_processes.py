@@ -2,6 +2,7 @@
 the one-process read stores: the plant's values, the same quarantine, one commit; a reader's failure is the
 caller's one-line error and leaves no process behind."""
 
+import logging
 import multiprocessing
 import os
 import signal
@@ -62,8 +63,8 @@ def test_rejects_of_every_worker_reach_the_quarantine(make_simulator, tmp_path, 
     quarantined = read_quarantine(store, table_name="recorded_values", start=WINDOW.first, end=WINDOW.end)
     expected = truth.recorded(simulator.plant, WINDOW.start_time, WINDOW.end_time)
     assert quarantined.num_rows == spread.quarantined > 0
-    workers = {i for i, part in enumerate(recorded_processes._parts(web_ids, 2)) for w in quarantined["web_id"].to_pylist()
-               if w in part}
+    workers = {i for i, part in enumerate(recorded_processes._parts(web_ids, 2))
+               for w in quarantined["web_id"].to_pylist() if w in part}
     assert len(workers) > 1  # rejects made in different worker processes all arrived
     assert _stored(store).num_rows + quarantined.num_rows == expected.num_rows  # nothing lost, nothing doubled
 
@@ -137,4 +138,20 @@ def test_a_reader_killed_mid_read_is_a_one_line_error_and_nothing_is_committed(m
     assert len(killed) == 2
     assert "exited (status -9)" in str(raised.value) and "\n" not in str(raised.value)
     assert not store.exists("recorded_values")
+    assert not multiprocessing.active_children()
+
+
+def test_retries_in_reader_processes_are_logged_by_the_caller(make_simulator, tmp_path, tiny_parts, caplog):
+    """A 5xx storm (a fifth of the requests) while two readers read: every retry they make is a warning in the
+    calling process (where Dagster and the benchmark look), never only in a child's stderr, and the day is exact."""
+    simulator = make_simulator(n_tags=12, now=NOW, edge_tags=False, faults={"error_rate": 0.2})
+    config = PIWebAPIConfig(url=simulator.base_url, max_requests_per_second=None, page_size=1000, max_url_length=400,
+                            max_retries=8, backoff_base_s=0.01, backoff_max_s=0.05)
+    store = DeltaStore(str(tmp_path / "lake"))
+    with caplog.at_level(logging.WARNING, logger="pi_platform.client"):
+        extract_recorded(config, store, [p.web_id for p in simulator.plant.points], WINDOW, processes=3)
+    retries = [r for r in caplog.records if r.name == "pi_platform.client" and "retry" in r.getMessage()]
+    assert retries and all(r.levelno == logging.WARNING for r in retries)
+    assert {r.processName for r in retries} == {"pi-recorded-reader"}  # made there, handled here
+    assert _stored(store).equals(truth.recorded(simulator.plant, WINDOW.start_time, WINDOW.end_time))
     assert not multiprocessing.active_children()

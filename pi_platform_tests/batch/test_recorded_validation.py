@@ -6,7 +6,7 @@ from datetime import timedelta
 import pyarrow as pa
 import pytest
 
-from pi_platform.batch import recorded
+from pi_platform.batch import recorded, recorded_processes
 from pi_platform.batch.recorded import extract_recorded
 from pi_platform.batch.window import DayWindow
 from pi_platform.client import PIWebAPIConfig
@@ -31,7 +31,7 @@ def test_grouped_chunks_of_two_days_store_the_plant_exactly(make_simulator, tmp_
 
     monkeypatch.setattr(recorded, "split_valid", counted)
     chunks = 0
-    read = recorded.read_chunks
+    read = recorded_processes.read_chunks
 
     def counting(*args):
         nonlocal chunks
@@ -39,7 +39,7 @@ def test_grouped_chunks_of_two_days_store_the_plant_exactly(make_simulator, tmp_
             chunks += 1
             yield batch
 
-    monkeypatch.setattr(recorded, "read_chunks", counting)
+    monkeypatch.setattr(recorded_processes, "read_chunks", counting)
     store = DeltaStore(str(tmp_path / "lake"))
     extracted = extract_recorded(config, store, [p.web_id for p in simulator.plant.points], window, run_id="grouped")
 
